@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("eplb-gen " EPLB_VERSION); return 0; }

@@ -1,0 +1,94 @@
+#pragma once
+// Stats input: streams the per-step expert-load records a server wrote (vLLM offline EPLB JSONL)
+// and hands each one to a sink, in constant memory whatever the file size.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eplb/error.hpp"
+
+namespace eplb {
+
+/// The `eplb_load_meta` record of a vLLM stats file (1b/1c layout); absent in the 1a layout.
+struct stats_meta {
+  std::string model;
+  int version = 1;
+  int num_ranks = 0;
+  int num_groups = 1;
+  int num_nodes = 1;
+  int num_layers = 0;
+  int num_redundant_experts = 0;
+  position where;  // file and line of the record
+};
+
+/// An inclusive range of `step` values; an empty side means unbounded.
+struct step_range {
+  std::optional<std::int64_t> first;
+  std::optional<std::int64_t> last;
+  /// Returns true when the step lies inside the range.
+  bool contains(std::int64_t step) const noexcept {
+    return (!first || step >= *first) && (!last || step <= *last);
+  }
+};
+
+/// Parses "A:B", "A:" or ":B" (inclusive); returns invalid_argument with the flag name on error.
+result<step_range> parse_step_range(const std::string& text, const std::string& flag);
+
+/// One `eplb_load_stats` record as the reader hands it out; the pointers are valid only during
+/// the sink call.
+struct stats_record {
+  std::int64_t step = 0;
+  int num_layers = 0;
+  int num_slots = 0;                      // physical slots P of this record
+  const std::int64_t* expert_load = nullptr;  // row-major [num_layers][num_slots], >= 0
+  const std::int32_t* p2l_map = nullptr;      // row-major [num_layers][num_slots], in [0, E)
+  int num_experts = 0;                    // logical experts E implied by the file
+  const stats_meta* meta = nullptr;       // the meta record this record belongs to, if any
+  position where;                         // file, line and byte of the record
+};
+
+/// Receives the records of a stats stream in file order.
+class stats_sink {
+ public:
+  virtual ~stats_sink() = default;
+  /// Called once per selected record; a failure stops the read and is returned by the reader.
+  virtual status on_record(const stats_record& record) = 0;
+};
+
+/// Options of the stats reader.
+struct stats_read_options {
+  step_range steps;                  // records outside are skipped (still validated for syntax)
+  std::size_t batch_bytes = 1 << 24; // simdjson batch; lines longer than this are rejected
+};
+
+/// What a read saw, for the run summary.
+struct stats_read_summary {
+  std::vector<std::string> files;
+  std::optional<stats_meta> meta;  // meta of the first file that had one
+  std::uint64_t records_seen = 0;      // eplb_load_stats records in the files
+  std::uint64_t records_selected = 0;  // of those, inside the step range
+  std::uint64_t records_skipped_other = 0;  // records of types the reader does not use
+  std::int64_t first_step = 0;         // smallest selected step
+  std::int64_t last_step = 0;          // largest selected step
+  int num_layers = 0;
+  int num_experts = 0;
+  int num_slots = 0;  // P of the last selected record
+  std::uint64_t bytes = 0;
+};
+
+/// Expands shell-style globs ("stats/*.jsonl") in the given paths; a path without wildcards is
+/// kept as is; a glob that matches nothing is an io_error naming it.
+result<std::vector<std::string>> expand_stats_paths(const std::vector<std::string>& patterns);
+
+/// Streams vLLM offline-EPLB stats files into the sink; errors name file, line and field.
+status read_vllm_stats(const std::vector<std::string>& files, const stats_read_options& options,
+                       stats_sink& sink, stats_read_summary* summary);
+
+/// Same as read_vllm_stats on an in-memory text (`name` stands for the file in messages).
+status read_vllm_stats_text(const std::string& text, const std::string& name,
+                            const stats_read_options& options, stats_sink& sink,
+                            stats_read_summary* summary);
+
+}  // namespace eplb

@@ -1,0 +1,1 @@
+int odr_b() { return 0; }
