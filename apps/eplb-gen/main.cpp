@@ -1,2 +1,40 @@
+// eplb-gen: offline expert-parallel load balancing for MoE serving.
+
+#include <fmt/core.h>
+
 #include <cstdio>
-int main() { std::puts("eplb-gen " EPLB_VERSION); return 0; }
+#include <vector>
+
+#include "commands.hpp"
+
+namespace eplb::cli {
+int fail(const std::string& message) {
+  fmt::print(stderr, "eplb-gen: error: {}\n", message);
+  return kExitFailure;
+}
+}  // namespace eplb::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "eplb-gen: plan expert placements for MoE expert parallelism from recorded load stats.\n"
+      "Without a subcommand it plans a mapping: eplb-gen --stats s.jsonl --ep 8 --redundant 8 -o m.jsonl",
+      "eplb-gen"};
+  app.set_version_flag("--version", "eplb-gen " EPLB_VERSION);
+  app.require_subcommand(0, 1);
+  app.fallthrough(false);
+  std::vector<std::pair<CLI::App*, eplb::cli::runner>> commands;
+  const eplb::cli::runner plan = eplb::cli::add_plan(app);
+  {
+    CLI::App* sub = app.add_subcommand("synth", "Write a synthetic stats trace (vLLM JSONL)");
+    commands.emplace_back(sub, eplb::cli::add_synth(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& [sub, run] : commands) {
+    if (sub->parsed()) return run();
+  }
+  return plan();
+}

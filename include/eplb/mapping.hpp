@@ -13,7 +13,8 @@ namespace eplb {
 /// Returns invalid_value when the placement breaks a rule vLLM's loader enforces.
 result<std::string> to_vllm_mapping(const placement& p, const topology& topo);
 
-/// Writes `content` to `path` atomically; "-" writes to stdout. Returns io_error naming the path.
+/// Writes `content` to `path` atomically (temporary file in the same directory, fsync, rename);
+/// returns io_error naming the path, and leaves any previous file untouched on failure.
 status write_file_atomic(const std::string& path, const std::string& content);
 
 /// Reads a whole file; returns io_error naming the path.

@@ -1,0 +1,132 @@
+// The main job: stats -> mapping, with the before/after figures on stderr.
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "eplb/mapping.hpp"
+#include "eplb/plan.hpp"
+
+namespace eplb::cli {
+
+namespace {
+
+struct plan_flags {
+  std::vector<std::string> stats;
+  std::string steps;
+  std::string output = "mapping.jsonl";
+  std::string summary;
+  std::string policy = "deepseek";
+  std::string hierarchical = "auto";
+  std::string device = "cpu";
+  int ep = -1, redundant = -1, groups = -1, nodes = -1;
+  int threads = 0;
+  bool quiet = false;
+  bool per_layer = false;
+};
+
+std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nullopt; }
+
+void print_summary(const plan_outcome& o, bool per_layer) {
+  const topology& t = o.topo;
+  fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
+             o.read.files.size(), o.read.records_selected, o.read.records_seen, o.read.first_step,
+             o.read.last_step, o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+  fmt::print(stderr,
+             "topology: {} layers x {} experts, {} slots ({} redundant), EP {} ({} slots/rank), "
+             "{} node(s), {} group(s)\n",
+             t.num_layers, t.num_experts, t.num_slots, t.num_redundant(), t.num_ranks,
+             t.slots_per_rank(), t.num_nodes, t.num_groups);
+  fmt::print(stderr, "policy:   {} ({}){}\n", o.info.policy,
+             o.info.hierarchical ? "hierarchical" : "global",
+             o.info.note.empty() ? "" : "; " + o.info.note);
+  if (per_layer) {
+    fmt::print(stderr, "layer  before   after\n");
+    for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
+      fmt::print(stderr, "{:5}  {:.4f}x  {:.4f}x\n", l, o.before.layer_ratio[l],
+                 o.after.layer_ratio[l]);
+    }
+  }
+  // Same lines and metric as vLLM's tools/eplb/generate_static_mapping.py, so figures compare.
+  fmt::print(stderr, "Imbalance before: {:.4f}x\n", o.before.overall);
+  fmt::print(stderr, "Imbalance after:  {:.4f}x\n", o.after.overall);
+}
+
+}  // namespace
+
+runner add_plan(CLI::App& app) {
+  auto f = std::make_shared<plan_flags>();
+  app.add_option("--stats", f->stats, "Stats JSONL file or glob (repeatable)")->take_all();
+  app.add_option("--steps", f->steps, "Inclusive step range A:B (A: or :B open-ended)");
+  app.add_option("-o,--output", f->output, "Mapping file to write ('-' for stdout)")->capture_default_str();
+  app.add_option("--summary", f->summary, "Also write the run summary as JSON to this file");
+  app.add_option("--ep", f->ep, "EP size (default: the stats' meta record)");
+  app.add_option("--redundant", f->redundant,
+                 "Redundant slots per layer (default: the stats' meta record, else 0)");
+  app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
+  app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
+  app.add_option("--policy", f->policy, "Placement policy: deepseek")->capture_default_str();
+  app.add_option("--hierarchical", f->hierarchical, "Node grouping: auto|on|off")->capture_default_str();
+  app.add_option("--device", f->device, "Aggregation device: cpu|cuda|auto")->capture_default_str();
+  app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
+  app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
+  app.add_flag("--per-layer", f->per_layer, "Print per-layer imbalance");
+  return [f, &app]() -> int {
+    if (f->stats.empty()) {
+      fmt::print(stderr, "{}", app.help());
+      return fail("--stats is required");
+    }
+    plan_request req;
+    req.stats = f->stats;
+    if (!f->steps.empty()) {
+      auto r = parse_step_range(f->steps, "--steps");
+      if (!r) return fail(r.message());
+      req.steps = *r;
+    }
+    req.device = f->device;
+    req.ep = flag(f->ep);
+    req.redundant = flag(f->redundant);
+    req.groups = flag(f->groups);
+    req.nodes = flag(f->nodes);
+    auto kind = parse_policy_kind(f->policy);
+    if (!kind) return fail(kind.message());
+    req.policy.kind = *kind;
+    if (f->hierarchical == "auto") {
+      req.policy.hierarchical = hierarchical_mode::automatic;
+    } else if (f->hierarchical == "on") {
+      req.policy.hierarchical = hierarchical_mode::on;
+    } else if (f->hierarchical == "off") {
+      req.policy.hierarchical = hierarchical_mode::off;
+    } else {
+      return fail("--hierarchical: expected auto, on or off, got '" + f->hierarchical + "'");
+    }
+    req.policy.threads = f->threads;
+
+    auto outcome = plan(req);
+    if (!outcome) return fail(outcome.message());
+    auto text = to_vllm_mapping(outcome->result, outcome->topo);
+    if (!text) return fail(text.message());
+    if (f->output == "-") {
+      std::fwrite(text->data(), 1, text->size(), stdout);
+      std::fflush(stdout);
+    } else if (status s = write_file_atomic(f->output, *text); !s.ok()) {
+      return fail(s.message());
+    }
+    if (!f->summary.empty()) {
+      if (status s = write_file_atomic(f->summary, summary_json(*outcome)); !s.ok()) {
+        return fail(s.message());
+      }
+    }
+    if (!f->quiet) {
+      print_summary(*outcome, f->per_layer);
+      if (f->output != "-") fmt::print(stderr, "wrote {}\n", f->output);
+    }
+    return 0;
+  };
+}
+
+}  // namespace eplb::cli

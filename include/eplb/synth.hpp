@@ -1,0 +1,44 @@
+#pragma once
+// Synthesizer of realistic stats traces: per-step records sampled from a per-layer expert
+// distribution, with batch-size sampling, drift, bursts and a chosen recording topology. Used for
+// the bundled sample data, tests, benchmarks and held-out evaluation.
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "eplb/error.hpp"
+#include "eplb/types.hpp"
+
+namespace eplb {
+
+/// Options of the trace synthesizer.
+struct synth_options {
+  std::string model = "synthetic/moe";
+  int num_steps = 100;            // records to write (steps with zero load are not written)
+  std::int64_t first_step = 2250; // vLLM starts counting at step_interval - step_interval / 4
+  int top_k = 8;                  // expert choices per token
+  int min_batch_tokens = 256;     // tokens per step are drawn log-uniformly in [min, max]
+  int max_batch_tokens = 8192;
+  double drift = 0.0;        // stationary std-dev of each expert's log-weight random walk
+  double drift_speed = 0.002;  // how fast the walk moves (AR(1) 1 - phi per step)
+  double burst_prob = 0.0;   // chance per step and layer that a random expert starts a burst
+  double burst_factor = 8.0; // weight multiplier during a burst
+  int burst_steps = 20;      // length of a burst in steps
+  topology recording;        // EP size, slots, groups and nodes of the recording server
+  bool shuffle_p2l = false;  // record under a shuffled (non-identity) p2l_map
+  int remap_every = 0;       // > 0: a new shuffled p2l_map every N steps (online rearrangement)
+  bool write_meta = true;    // false: the older self-describing layout without a meta record
+  std::uint64_t seed = 1;
+};
+
+/// Reads per-layer per-expert counts from JSON: {"counts": [[...]]} (the Qwen files) or a 2-D
+/// array; returns the matrix or an error naming the file and the offending element.
+result<weight_matrix> read_counts_json(const std::string& path);
+
+/// Writes a stats JSONL trace sampled from `distribution` ([layers][experts] relative weights).
+/// The recording topology must have the distribution's shape; returns invalid_argument otherwise.
+status synthesize_stats(const weight_matrix& distribution, const synth_options& options,
+                        std::ostream& out);
+
+}  // namespace eplb

@@ -1,0 +1,159 @@
+#include "eplb/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <string>
+
+#include "eplb/aggregate.hpp"
+
+namespace eplb {
+
+namespace {
+
+// JSON string escaping for the few free-form strings in the summary (file names, model).
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Shortest round-trip representation keeps the JSON exact and byte-stable.
+std::string json_number(double x) { return fmt::format("{}", x); }
+
+std::string json_array(const std::vector<double>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ", ";
+    out += json_number(v[i]);
+  }
+  return out + "]";
+}
+
+int pick(const std::optional<int>& flag, const char* flag_name, bool has_meta, int meta_value,
+         int fallback, std::string* source) {
+  if (flag) {
+    *source = flag_name;
+    return *flag;
+  }
+  if (has_meta) {
+    *source = "meta";
+    return meta_value;
+  }
+  *source = "default";
+  return fallback;
+}
+
+}  // namespace
+
+result<topology> resolve_topology(const plan_request& req, const stats_read_summary& read,
+                                  topology_sources* sources) {
+  topology_sources src;
+  const bool meta = read.meta.has_value();
+  const stats_meta m = meta ? *read.meta : stats_meta{};
+  topology t;
+  t.num_layers = read.num_layers;
+  t.num_experts = read.num_experts;
+  t.num_ranks = pick(req.ep, "--ep", meta, m.num_ranks, 0, &src.ep);
+  const int redundant =
+      pick(req.redundant, "--redundant", meta, m.num_redundant_experts, 0, &src.redundant);
+  t.num_slots = t.num_experts + redundant;
+  t.num_groups = pick(req.groups, "--groups", meta, m.num_groups, 1, &src.groups);
+  t.num_nodes = pick(req.nodes, "--nodes", meta, m.num_nodes, 1, &src.nodes);
+  if (sources) *sources = src;
+  if (t.num_ranks <= 0) {
+    return make_error(errc::invalid_topology, position{}, "--ep",
+                      "the EP size is required: the stats have no eplb_load_meta record");
+  }
+  if (status s = validate_topology(t); !s.ok()) {
+    error e = s.err();
+    if (src.ep == "meta" || src.redundant == "meta" || src.nodes == "meta" ||
+        src.groups == "meta") {
+      e.message += " (values not given as flags come from the stats' eplb_load_meta record)";
+    }
+    return e;
+  }
+  return t;
+}
+
+result<plan_outcome> plan(const plan_request& req) {
+  plan_outcome out;
+  auto files = expand_stats_paths(req.stats);
+  if (!files) return files.err();
+  auto agg = make_aggregator(req.device);
+  if (!agg) return agg.err();
+  stats_read_options ropt;
+  ropt.steps = req.steps;
+  if (status s = read_vllm_stats(*files, ropt, **agg, &out.read); !s.ok()) return s.err();
+  auto loads = (*agg)->finish();
+  if (!loads) return loads.err();
+  out.aggregator = (*agg)->name();
+  out.loads = std::move(*loads);
+  auto topo = resolve_topology(req, out.read, &out.sources);
+  if (!topo) return topo.err();
+  out.topo = *topo;
+  const weight_matrix w = to_weights(out.loads);
+  auto placed = rebalance(w, out.topo, req.policy, &out.info);
+  if (!placed) return placed.err();
+  out.result = std::move(*placed);
+  if (status s = validate_placement(out.result, out.topo); !s.ok()) {
+    return make_error(errc::internal, position{}, "policy", "produced an invalid placement: " + s.message());
+  }
+  out.before = measure_imbalance(w, identity_placement(out.topo), out.topo);
+  out.after = measure_imbalance(w, out.result, out.topo);
+  return out;
+}
+
+std::string summary_json(const plan_outcome& o) {
+  std::string s = "{\n";
+  s += fmt::format("  \"tool\": \"eplb-gen\",\n  \"version\": {},\n", json_string(EPLB_VERSION));
+  s += "  \"stats\": {\n    \"files\": [";
+  for (std::size_t i = 0; i < o.read.files.size(); ++i) {
+    s += (i ? ", " : "") + json_string(o.read.files[i]);
+  }
+  s += "],\n";
+  s += fmt::format(
+      "    \"model\": {},\n    \"has_meta\": {},\n    \"records_seen\": {},\n"
+      "    \"records_used\": {},\n    \"first_step\": {},\n    \"last_step\": {},\n"
+      "    \"aggregator\": {}\n  }},\n",
+      json_string(o.read.meta ? o.read.meta->model : ""), o.read.meta ? "true" : "false",
+      o.read.records_seen, o.read.records_selected, o.read.first_step, o.read.last_step,
+      json_string(o.aggregator));
+  s += fmt::format(
+      "  \"topology\": {{\n    \"num_layers\": {},\n    \"num_experts\": {},\n"
+      "    \"num_slots\": {},\n    \"num_redundant\": {},\n    \"num_ranks\": {},\n"
+      "    \"slots_per_rank\": {},\n    \"num_nodes\": {},\n    \"num_groups\": {},\n"
+      "    \"sources\": {{\"ep\": {}, \"redundant\": {}, \"groups\": {}, \"nodes\": {}}}\n  }},\n",
+      o.topo.num_layers, o.topo.num_experts, o.topo.num_slots, o.topo.num_redundant(),
+      o.topo.num_ranks, o.topo.slots_per_rank(), o.topo.num_nodes, o.topo.num_groups,
+      json_string(o.sources.ep), json_string(o.sources.redundant), json_string(o.sources.groups),
+      json_string(o.sources.nodes));
+  s += fmt::format("  \"policy\": {{\"name\": {}, \"hierarchical\": {}, \"note\": {}}},\n",
+                   json_string(o.info.policy), o.info.hierarchical ? "true" : "false",
+                   json_string(o.info.note));
+  auto block = [&](const char* name, const imbalance_report& r, bool last) {
+    s += fmt::format(
+        "  \"{}\": {{\n    \"imbalance\": {},\n    \"mean_layer_imbalance\": {},\n"
+        "    \"layer_imbalance\": {},\n    \"layer_max_load\": {}\n  }}{}\n",
+        name, json_number(r.overall), json_number(r.mean_layer_ratio), json_array(r.layer_ratio),
+        json_array(r.layer_max), last ? "" : ",");
+  };
+  block("before", o.before, false);
+  block("after", o.after, true);
+  s += "}\n";
+  return s;
+}
+
+}  // namespace eplb

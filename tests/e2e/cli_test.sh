@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End-to-end test of the real eplb-gen binary on the data/ fixtures.
+# Env: EPLB_GEN (the binary), EPLB_SOURCE_DIR (the repo), EPLB_SERVING (the example serving
+# binary, optional).
+set -u
+gen=${EPLB_GEN:?}
+src=${EPLB_SOURCE_DIR:?}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+expect_contains() {  # file, text, what
+  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not found in:"; cat "$1" >&2; fi
+}
+
+sample=$src/data/sample.jsonl
+
+# 1. The README job: plan a mapping for the sample at EP 8 + 8 redundant slots.
+if "$gen" --stats "$sample" --ep 8 --redundant 8 -o "$work/m.jsonl" --summary "$work/s.json" \
+    2>"$work/err"; then ok; else bad "plan exited non-zero"; cat "$work/err" >&2; fi
+expect_contains "$work/err" "Imbalance before: " "before line"
+expect_contains "$work/err" "Imbalance after:  " "after line"
+expect_contains "$work/m.jsonl" '{"record_type": "eplb_initial_mapping", "version": 1, "num_redundant_experts": 8, "num_slots": 72, "initial_global_assignments": {"0": [' "mapping header"
+[ "$(wc -l <"$work/m.jsonl")" -eq 1 ] && ok || bad "mapping is not one line"
+before=$(sed -n 's/^Imbalance before: \([0-9.]*\)x$/\1/p' "$work/err")
+after=$(sed -n 's/^Imbalance after:  \([0-9.]*\)x$/\1/p' "$work/err")
+if awk -v b="$before" -v a="$after" 'BEGIN { exit !(a >= 1 && a < b) }'; then ok; else
+  bad "imbalance did not improve: before=$before after=$after"; fi
+expect_contains "$work/s.json" '"num_ranks": 8' "summary topology"
+expect_contains "$work/s.json" '"num_redundant": 8' "summary redundant"
+expect_contains "$work/s.json" '"records_used": 40' "summary records"
+# Every one of the 28 layers has 72 slots.
+layers=$(grep -o '"[0-9]*": \[[0-9, ]*\]' "$work/m.jsonl" | wc -l)
+[ "$layers" -eq 28 ] && ok || bad "expected 28 layers, got $layers"
+short=$(grep -o '"[0-9]*": \[[0-9, ]*\]' "$work/m.jsonl" | awk -F, 'NF != 72' | wc -l)
+[ "$short" -eq 0 ] && ok || bad "$short layers do not have 72 slots"
+
+# 2. Determinism: same input and options give a byte-identical mapping, whatever the threads.
+"$gen" --stats "$sample" --ep 8 --redundant 8 -o "$work/m2.jsonl" --threads 1 -q 2>/dev/null
+"$gen" --stats "$sample" --ep 8 --redundant 8 -o - --threads 2 -q >"$work/m3.jsonl" 2>/dev/null
+cmp -s "$work/m.jsonl" "$work/m2.jsonl" && ok || bad "mapping differs between runs"
+cmp -s "$work/m.jsonl" "$work/m3.jsonl" && ok || bad "stdout mapping differs from file mapping"
+
+# 3. The serving example (header-only loader) accepts the mapping for its topology and rejects
+#    a wrong EP size or layer count.
+if [ -n "${EPLB_SERVING:-}" ]; then
+  if "$EPLB_SERVING" --mapping "$work/m.jsonl" --layers 28 --experts 64 --ep 8 --redundant 8 \
+      --rank 3 >"$work/serve.out" 2>&1; then ok; else bad "loader rejected a good mapping"; cat "$work/serve.out" >&2; fi
+  if "$EPLB_SERVING" --mapping "$work/m.jsonl" --layers 28 --experts 64 --ep 16 --redundant 8 \
+      --rank 0 >"$work/serve.err" 2>&1; then bad "loader accepted EP 16"; else ok; fi
+  expect_contains "$work/serve.err" "16" "wrong EP message"
+  if "$EPLB_SERVING" --mapping "$work/m.jsonl" --layers 29 --experts 64 --ep 8 --redundant 8 \
+      --rank 0 >"$work/serve.err2" 2>&1; then bad "loader accepted 29 layers"; else ok; fi
+  expect_contains "$work/serve.err2" '"28"' "missing layer message"
+fi
+
+# 4. Bad input: non-zero exit, the message names file and line, and no output is written.
+printf '%s\n' "$(head -n 3 "$sample")" "this is not json" >"$work/garbage.jsonl"
+if "$gen" --stats "$work/garbage.jsonl" --ep 8 --redundant 8 -o "$work/g.jsonl" 2>"$work/gerr"; then
+  bad "garbage accepted"; else ok; fi
+expect_contains "$work/gerr" "garbage.jsonl:4" "garbage position"
+[ ! -e "$work/g.jsonl" ] && ok || bad "output written for bad input"
+head -c -20 "$sample" >"$work/trunc.jsonl"
+if "$gen" --stats "$work/trunc.jsonl" --ep 8 --redundant 8 -o "$work/t.jsonl" 2>"$work/terr"; then
+  bad "truncated file accepted"; else ok; fi
+expect_contains "$work/terr" "trunc.jsonl:41" "truncated position"
+[ ! -e "$work/t.jsonl" ] && ok || bad "output written for truncated input"
+
+# 5. A failing run leaves a previous mapping intact.
+cp "$work/m.jsonl" "$work/keep.jsonl"
+"$gen" --stats "$work/garbage.jsonl" --ep 8 --redundant 8 -o "$work/keep.jsonl" 2>/dev/null
+cmp -s "$work/m.jsonl" "$work/keep.jsonl" && ok || bad "previous mapping was changed"
+ls -a "$work" | grep -q '\.tmp\.' && bad "temporary file left behind" || ok
+
+# 6. Topology errors say what to change.
+if "$gen" --stats "$sample" --ep 8 --redundant 5 -o "$work/d.jsonl" 2>"$work/derr"; then
+  bad "indivisible slots accepted"; else ok; fi
+expect_contains "$work/derr" "use --redundant 8" "divisibility hint"
+[ ! -e "$work/d.jsonl" ] && ok || bad "output written for a bad topology"
+
+# 7. The meta record supplies defaults (recorded at EP 4 with 4 redundant slots).
+"$gen" --stats "$sample" -o "$work/meta.jsonl" --summary "$work/meta.json" -q 2>"$work/merr" || bad "meta defaults failed"
+expect_contains "$work/meta.json" '"ep": "meta"' "ep from meta"
+expect_contains "$work/meta.jsonl" '"num_redundant_experts": 4, "num_slots": 68' "redundant from meta"
+
+# 8. The older layout without a meta record, several files and a step range.
+mkdir -p "$work/tr"
+"$gen" synth --layers 3 --experts 8 --ep 2 --redundant 2 --steps 6 --no-meta --seed 3 -o "$work/tr/a.jsonl" || bad "synth failed"
+"$gen" synth --layers 3 --experts 8 --ep 2 --redundant 2 --steps 6 --no-meta --seed 4 \
+  --first-step 100 -o "$work/tr/b.jsonl" || bad "synth failed"
+"$gen" --stats "$work/tr/a.jsonl" --stats "$work/tr/b.jsonl" --ep 4 -o "$work/ab.jsonl" \
+  --summary "$work/ab.json" -q || bad "two files failed"
+expect_contains "$work/ab.json" '"records_used": 12' "two files"
+"$gen" --stats "$work/tr/*.jsonl" --ep 4 --steps 100:102 -o "$work/ab2.jsonl" --summary "$work/ab2.json" -q 2>"$work/aberr" \
+  || { bad "glob + steps failed"; cat "$work/aberr" >&2; }
+expect_contains "$work/ab2.json" '"records_used": 3' "glob + step range"
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]
