@@ -41,6 +41,12 @@ struct plan_info {
 result<placement> rebalance_deepseek(const weight_matrix& weights, const topology& topo,
                                      plan_info* info = nullptr);
 
+/// As above, but `mode` decides the branch: automatic follows vLLM (hierarchical iff num_groups %
+/// num_nodes == 0), on forces node grouping, off forces the global policy (1 group, 1 node).
+/// Returns invalid_topology when the topology violates the chosen branch's divisibility rules.
+result<placement> rebalance_deepseek(const weight_matrix& weights, const topology& topo,
+                                     hierarchical_mode mode, plan_info* info = nullptr);
+
 /// Runs the policy chosen in `options` on `weights` for `topo`.
 result<placement> rebalance(const weight_matrix& weights, const topology& topo,
                             const policy_options& options, plan_info* info = nullptr);
