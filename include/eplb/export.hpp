@@ -54,9 +54,9 @@ result<std::string> to_ascend_expert_map(const placement& p, const topology& top
 /// One input file of a run, for provenance.
 struct export_source {
   std::string path;
-  std::string format;      // e.g. stats_format_name(...)
+  std::string format;  // e.g. stats_format_name(...)
   std::uint64_t bytes = 0;
-  std::string sha256;      // 64 lowercase hex digits
+  std::string sha256;  // 64 lowercase hex digits
 };
 
 /// Hashes and sizes a file into an export_source; io_error naming the path when it cannot be read.
@@ -64,8 +64,8 @@ result<export_source> describe_source(const std::string& path, const std::string
 
 /// What the plain JSON records about the run besides the placement itself.
 struct export_metadata {
-  std::string policy;                // policy name, e.g. "deepseek"
-  std::string eplb_gen_version;      // empty: the library's own version
+  std::string policy;            // policy name, e.g. "deepseek"
+  std::string eplb_gen_version;  // empty: the library's own version
   std::vector<export_source> sources;
   std::optional<double> imbalance_before;  // predicted imbalance of the identity layout
   std::optional<double> imbalance_after;   // predicted imbalance of this placement

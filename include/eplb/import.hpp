@@ -57,8 +57,11 @@ struct import_info {
   std::int64_t steps_used = 0;   // of those, summed into the matrix
   std::int64_t first_step = 0;   // first step index / iteration used
   std::int64_t last_step = 0;    // last step index / iteration used
-  int num_ranks = 0;             // TensorRT-LLM: number of rank files; 0 elsewhere
-  int num_experts_per_token = 0; // TensorRT-LLM meta_info.json top_k; 0 when unknown
+  /// Leading rows of the result that are all zero (dense layers kept by mistake?); the caller
+  /// may suggest skip_layers from it.
+  int leading_zero_rows = 0;
+  int num_ranks = 0;              // TensorRT-LLM: number of rank files; 0 elsewhere
+  int num_experts_per_token = 0;  // TensorRT-LLM meta_info.json top_k; 0 when unknown
 };
 
 /// An imported load matrix and what it came from.
@@ -113,8 +116,8 @@ struct safetensors_entry {
 
 /// A parsed safetensors file: the tensors in header order (`__metadata__` skipped) and the bytes.
 struct safetensors_file {
-  std::string name;   // file name used in messages
-  std::string bytes;  // the whole file
+  std::string name;              // file name used in messages
+  std::string bytes;             // the whole file
   std::uint64_t data_start = 0;  // 8 + header length
   std::vector<safetensors_entry> entries;
 };

@@ -33,19 +33,19 @@ namespace eplb {
 
 /// Settings of a recorder: where to write, the model's shape, and how to sample.
 struct recorder_options {
-  std::string path;   // stats file, opened in append mode
-  std::string model;  // written into every record (vLLM: HF id or path)
-  int num_layers = 0;             // MoE layers L
-  int num_slots = 0;              // physical slots P per layer (E + redundant)
-  int num_ranks = 1;              // EP size; rank r owns slots [r*P/EP, (r+1)*P/EP)
-  int num_groups = 1;             // expert groups of the model (DeepSeek-V3: 8)
-  int num_nodes = 1;              // hosts of the EP group
-  int num_redundant_experts = 0;  // R = P - E
-  std::int64_t interval = 1;      // only steps with step % interval == 0 are recorded
-  int window = 1;                 // recorded steps summed into one record (flushed early when
-                                  // the map changes)
-  std::size_t capacity = 64;      // ring slots (each holds L*P counts and L*P map entries)
-  std::int64_t step_interval = 0; // next_rearrange = step_interval - step when > 0, else 0
+  std::string path;                // stats file, opened in append mode
+  std::string model;               // written into every record (vLLM: HF id or path)
+  int num_layers = 0;              // MoE layers L
+  int num_slots = 0;               // physical slots P per layer (E + redundant)
+  int num_ranks = 1;               // EP size; rank r owns slots [r*P/EP, (r+1)*P/EP)
+  int num_groups = 1;              // expert groups of the model (DeepSeek-V3: 8)
+  int num_nodes = 1;               // hosts of the EP group
+  int num_redundant_experts = 0;   // R = P - E
+  std::int64_t interval = 1;       // only steps with step % interval == 0 are recorded
+  int window = 1;                  // recorded steps summed into one record (flushed early when
+                                   // the map changes)
+  std::size_t capacity = 64;       // ring slots (each holds L*P counts and L*P map entries)
+  std::int64_t step_interval = 0;  // next_rearrange = step_interval - step when > 0, else 0
   /// Test hook: runs on the writer thread before each record is written (e.g. to slow it down).
   std::function<void()> before_write;
 };
@@ -183,8 +183,8 @@ class recorder {
     p2l_.resize(cells_);
     for (std::size_t i = 0; i < cells_; ++i) {
       // vLLM's startup layout: slot p holds expert p % E.
-      p2l_[i] = static_cast<std::int32_t>(static_cast<int>(i % static_cast<std::size_t>(
-                                              opt_.num_slots)) % experts);
+      p2l_[i] = static_cast<std::int32_t>(
+          static_cast<int>(i % static_cast<std::size_t>(opt_.num_slots)) % experts);
     }
     acc_.assign(cells_, 0);
     slots_.resize(opt_.capacity);
@@ -256,8 +256,7 @@ class recorder {
       std::uint64_t t = tail_.load(std::memory_order_relaxed);
       const std::uint64_t h = head_.load(std::memory_order_acquire);
       if (t == h) {
-        if (stop_.load(std::memory_order_acquire) &&
-            head_.load(std::memory_order_acquire) == t) {
+        if (stop_.load(std::memory_order_acquire) && head_.load(std::memory_order_acquire) == t) {
           break;
         }
         std::unique_lock<std::mutex> lock(wake_mu_);
@@ -372,7 +371,7 @@ class recorder {
   std::size_t cells_ = 0;  // L * P
   int k_ = 0;              // slots per rank
   std::FILE* file_ = nullptr;
-  bool running_ = false;   // writer thread started and not yet joined
+  bool running_ = false;  // writer thread started and not yet joined
 
   // Producer-only state.
   std::vector<std::int32_t> p2l_;

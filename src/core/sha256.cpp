@@ -24,8 +24,8 @@ constexpr std::uint32_t rotr(std::uint32_t x, int n) noexcept { return (x >> n) 
 }  // namespace
 
 sha256::sha256() noexcept
-    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-             0x5be0cd19} {}
+    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+             0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
 void sha256::compress(const std::uint8_t* block) noexcept {
   std::uint32_t w[64];
@@ -102,7 +102,8 @@ std::array<std::uint8_t, 32> sha256::finish() noexcept {
   std::array<std::uint8_t, 32> out{};
   for (int i = 0; i < 8; ++i) {
     for (int j = 0; j < 4; ++j) {
-      out[static_cast<std::size_t>(4 * i + j)] = static_cast<std::uint8_t>(state_[i] >> (24 - 8 * j));
+      out[static_cast<std::size_t>(4 * i + j)] =
+          static_cast<std::uint8_t>(state_[i] >> (24 - 8 * j));
     }
   }
   return out;
@@ -141,7 +142,8 @@ result<std::string> sha256_file(const std::string& path) {
   }
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
-  if (failed) return make_error(errc::io_error, position{path, 0, 0}, "", "read error while hashing");
+  if (failed)
+    return make_error(errc::io_error, position{path, 0, 0}, "", "read error while hashing");
   return h.finish_hex();
 }
 

@@ -44,8 +44,9 @@ result<std::string> to_trtllm_yaml(const placement& p, const topology& topo,
   auto ids = detail::resolve_layer_ids(options.first_moe_layer, options.layer_ids, p.num_layers);
   if (!ids.ok()) return ids.err();
   if (options.layer_updates_per_iter < 0) {
-    return make_error(errc::invalid_argument, position{}, "layer_updates_per_iter",
-                      "must be non-negative, got " + std::to_string(options.layer_updates_per_iter));
+    return make_error(
+        errc::invalid_argument, position{}, "layer_updates_per_iter",
+        "must be non-negative, got " + std::to_string(options.layer_updates_per_iter));
   }
   // yaml.dump sorts keys (strings alphabetically, int layer ids numerically; ids ascend already).
   std::string out = "initial_global_assignments:\n";

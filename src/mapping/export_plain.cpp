@@ -45,8 +45,8 @@ result<std::string> to_plain_json(const placement& p, const topology& topo,
                                   const export_metadata& meta) {
   if (status s = detail::check_export_input(p, topo); !s.ok()) return s.err();
   for (const auto& [key, value] : meta.extra) {
-    for (const char* reserved : {"eplb_gen_version", "policy", "topology", "sources",
-                                 "predicted_imbalance"}) {
+    for (const char* reserved :
+         {"eplb_gen_version", "policy", "topology", "sources", "predicted_imbalance"}) {
       if (key == reserved || key.empty()) {
         return make_error(errc::invalid_argument, position{}, "meta.extra",
                           "key \"" + key + "\" is empty or reserved");
@@ -101,8 +101,8 @@ result<std::string> to_plain_json(const placement& p, const topology& topo,
   append_key(out, "  ", "meta");
   out += "{\n";
   append_key(out, "    ", "eplb_gen_version");
-  detail::append_json_string(out, meta.eplb_gen_version.empty() ? std::string_view(EPLB_VERSION)
-                                                                : meta.eplb_gen_version);
+  detail::append_json_string(
+      out, meta.eplb_gen_version.empty() ? std::string_view(EPLB_VERSION) : meta.eplb_gen_version);
   out += ",\n";
   append_key(out, "    ", "policy");
   detail::append_json_string(out, meta.policy);
@@ -110,9 +110,9 @@ result<std::string> to_plain_json(const placement& p, const topology& topo,
   append_key(out, "    ", "topology");
   out += "{";
   const std::pair<const char*, int> topo_fields[] = {
-      {"num_layers", topo.num_layers},  {"num_experts", topo.num_experts},
-      {"num_slots", topo.num_slots},    {"num_redundant_experts", topo.num_redundant()},
-      {"num_ranks", topo.num_ranks},    {"num_nodes", topo.num_nodes},
+      {"num_layers", topo.num_layers}, {"num_experts", topo.num_experts},
+      {"num_slots", topo.num_slots},   {"num_redundant_experts", topo.num_redundant()},
+      {"num_ranks", topo.num_ranks},   {"num_nodes", topo.num_nodes},
       {"num_groups", topo.num_groups}};
   bool first = true;
   for (const auto& [key, value] : topo_fields) {

@@ -1,11 +1,11 @@
 #include "stats/import_common.hpp"
 
 #include <algorithm>
-#include <utility>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 namespace eplb::detail {
 
@@ -27,6 +27,23 @@ result<std::string> read_whole_file(const std::string& path) {
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
   if (failed) return make_error(errc::io_error, position{path, 0, 0}, "", "read error");
+  return data;
+}
+
+result<std::string> read_file_prefix(const std::string& path, std::size_t max_bytes,
+                                     bool& complete) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return make_error(errc::io_error, position{path, 0, 0}, "",
+                      std::string("cannot open: ") + std::strerror(errno));
+  }
+  std::string data(max_bytes + 1, '\0');
+  const std::size_t n = std::fread(data.data(), 1, data.size(), f);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return make_error(errc::io_error, position{path, 0, 0}, "", "read error");
+  complete = n <= max_bytes;
+  data.resize(std::min(n, max_bytes));
   return data;
 }
 
@@ -240,8 +257,9 @@ result<imported_stats> finish_rows(std::vector<std::vector<std::int64_t>>& rows,
   }
   if (static_cast<std::size_t>(skip_layers) >= rows.size()) {
     return make_error(errc::invalid_argument, whole, "skip_layers",
-                      "skipping " + std::to_string(skip_layers) + " leading rows leaves none of the " +
-                          std::to_string(rows.size()) + " rows");
+                      "skipping " + std::to_string(skip_layers) +
+                          " leading rows leaves none of the " + std::to_string(rows.size()) +
+                          " rows");
   }
   imported_stats out;
   const std::size_t num_layers = rows.size() - static_cast<std::size_t>(skip_layers);
@@ -253,6 +271,10 @@ result<imported_stats> finish_rows(std::vector<std::vector<std::int64_t>>& rows,
       out.load(static_cast<Eigen::Index>(l), static_cast<Eigen::Index>(e)) = row[e];
     }
     out.info.layer_ids.push_back(skip_layers + static_cast<int>(l));
+  }
+  while (out.info.leading_zero_rows < out.load.rows() &&
+         (out.load.row(out.info.leading_zero_rows).array() == 0).all()) {
+    ++out.info.leading_zero_rows;
   }
   out.info.format = format;
   out.info.files.push_back(name);

@@ -17,6 +17,10 @@ namespace eplb::detail {
 /// Reads a whole file; io_error naming the path when it cannot be opened or read.
 result<std::string> read_whole_file(const std::string& path);
 
+/// Reads at most max_bytes of a file; `complete` tells whether that was the whole file.
+result<std::string> read_file_prefix(const std::string& path, std::size_t max_bytes,
+                                     bool& complete);
+
 /// Returns the 1-based line of a byte offset in a text.
 std::uint64_t line_of(std::string_view text, std::size_t offset) noexcept;
 
@@ -26,7 +30,8 @@ std::uint64_t line_of(std::string_view text, std::size_t offset) noexcept;
 bool json_count(simdjson::ondemand::value value, std::int64_t& out, errc& code, std::string& why);
 
 /// Adds b to a, reporting an overflow error at `where`/`field`.
-status checked_add(std::int64_t& a, std::int64_t b, const position& where, const std::string& field);
+status checked_add(std::int64_t& a, std::int64_t b, const position& where,
+                   const std::string& field);
 
 /// Location context of a JSON text being walked: file name and the buffer the tokens point into.
 struct json_text {
@@ -46,8 +51,8 @@ class leaf_visitor {
   virtual ~leaf_visitor() = default;
   /// Called once per number, in document order; returning false stops the walk with an error
   /// whose code and text the visitor sets in `code` and `why`.
-  virtual bool on_leaf(const std::array<std::size_t, k_max_dims>& idx, int ndim,
-                       std::int64_t value, errc& code, std::string& why) = 0;
+  virtual bool on_leaf(const std::array<std::size_t, k_max_dims>& idx, int ndim, std::int64_t value,
+                       errc& code, std::string& why) = 0;
 };
 
 /// Walks a rectangular nested array of non-negative integral numbers with min_dims..max_dims

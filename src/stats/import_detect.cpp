@@ -12,11 +12,16 @@ namespace fs = std::filesystem;
 
 const char* stats_format_name(stats_format format) noexcept {
   switch (format) {
-    case stats_format::vllm_jsonl: return "vllm_jsonl";
-    case stats_format::sglang_json: return "sglang_json";
-    case stats_format::trtllm_dir: return "trtllm_dir";
-    case stats_format::matrix_json: return "matrix_json";
-    case stats_format::matrix_csv: return "matrix_csv";
+    case stats_format::vllm_jsonl:
+      return "vllm_jsonl";
+    case stats_format::sglang_json:
+      return "sglang_json";
+    case stats_format::trtllm_dir:
+      return "trtllm_dir";
+    case stats_format::matrix_json:
+      return "matrix_json";
+    case stats_format::matrix_csv:
+      return "matrix_csv";
   }
   return "unknown";
 }
@@ -37,7 +42,8 @@ result<stats_format> parse_stats_format(const std::string& name) {
 namespace {
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -50,8 +56,9 @@ result<stats_format> classify_object(simdjson::dom::object obj, const std::strin
     if (type == "eplb_load_meta" || type == "eplb_load_stats") return stats_format::vllm_jsonl;
     std::string what = "\"";
     what.append(type);
-    what.append("\" is not a stats record (expected eplb_load_meta or eplb_load_stats; "
-                "eplb_initial_mapping is a mapping file, not stats)");
+    what.append(
+        "\" is not a stats record (expected eplb_load_meta or eplb_load_stats; "
+        "eplb_initial_mapping is a mapping file, not stats)");
     return make_error(errc::invalid_value, whole, "record_type", what);
   }
   if (obj["logical_count"].error() == simdjson::SUCCESS) return stats_format::sglang_json;
@@ -85,25 +92,34 @@ result<stats_format> detect_stats_format(const std::string& path) {
                       "torch archives cannot be read; save the tensor as JSON, e.g. "
                       "{\"logical_count\": t.tolist()} for SGLang or t.tolist() for a matrix");
   }
-  auto text = detail::read_whole_file(path);
+  // A vLLM stats file can be gigabytes: look at its beginning only, unless a multi-line JSON
+  // object needs the whole text.
+  bool complete = false;
+  auto text = detail::read_file_prefix(path, std::size_t{8} << 20, complete);
   if (!text.ok()) return text.err();
   std::size_t i = 0;
   if (text->compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
   while (i < text->size() && is_space((*text)[i])) ++i;
   if (i == text->size()) {
-    return make_error(errc::no_records, position{path, 0, 0}, "", "file is empty");
+    return make_error(errc::no_records, position{path, 0, 0}, "",
+                      complete ? "file is empty" : "the first 8 MiB are blank");
   }
   const char c = (*text)[i];
   if (c == '[') return stats_format::matrix_json;
   if (c == '{') {
     simdjson::dom::parser parser;
     simdjson::dom::element root;
-    // JSONL: the first line is a whole object. A pretty-printed object needs the whole file.
-    std::size_t end = text->find('\n', i);
-    if (end == std::string::npos) end = text->size();
     simdjson::dom::object obj;
-    if (!parser.parse(text->data() + i, end - i).get(root) && !root.get_object().get(obj)) {
+    // JSONL: the first line is a whole object.
+    std::size_t end = text->find('\n', i);
+    if (end == std::string::npos && complete) end = text->size();
+    if (end != std::string::npos && !parser.parse(text->data() + i, end - i).get(root) &&
+        !root.get_object().get(obj)) {
       return classify_object(obj, path);
+    }
+    if (!complete) {
+      text = detail::read_whole_file(path);
+      if (!text.ok()) return text.err();
     }
     if (auto err = parser.parse(*text).get(root); err) {
       return make_error(errc::invalid_json, position{path, 0, 0}, "",
@@ -138,11 +154,15 @@ result<imported_stats> import_matrix(const std::string& path, const import_optio
 result<imported_stats> import_stats_as(const std::string& path, stats_format format,
                                        const import_options& options) {
   switch (format) {
-    case stats_format::sglang_json: return import_sglang(path, options);
-    case stats_format::trtllm_dir: return import_trtllm(path, options);
+    case stats_format::sglang_json:
+      return import_sglang(path, options);
+    case stats_format::trtllm_dir:
+      return import_trtllm(path, options);
     case stats_format::matrix_json:
-    case stats_format::matrix_csv: return import_matrix(path, options);
-    case stats_format::vllm_jsonl: break;
+    case stats_format::matrix_csv:
+      return import_matrix(path, options);
+    case stats_format::vllm_jsonl:
+      break;
   }
   return make_error(errc::invalid_argument, position{path, 0, 0}, "",
                     "vLLM JSONL stats are read by the streaming vLLM reader, not the importers");

@@ -36,8 +36,8 @@ result<imported_stats> import_matrix_json_text(const std::string& text, const st
     return make_error(errc::invalid_json, position{name, 0, 0}, "",
                       "unexpected content after the top-level array");
   }
-  auto out = detail::finish_rows(summer.rows(), options.skip_layers, stats_format::matrix_json,
-                                 name);
+  auto out =
+      detail::finish_rows(summer.rows(), options.skip_layers, stats_format::matrix_json, name);
   if (!out.ok()) return out;
   out->info.steps_total = out->info.steps_used = 1;
   return out;
@@ -119,7 +119,7 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
       const std::size_t comma = line.find(',', cell_start);
       const std::string_view cell =
           trim(line.substr(cell_start, comma == std::string_view::npos ? std::string_view::npos
-                                                                      : comma - cell_start));
+                                                                       : comma - cell_start));
       std::int64_t v = 0;
       if (!parse_cell(cell, v, why)) {
         if (!seen_content) {

@@ -80,8 +80,8 @@ result<imported_stats> import_sglang_text(const std::string& text, const std::st
                       "the step range selects none of the " + std::to_string(total_steps) +
                           " steps (indices 0.." + std::to_string(total_steps - 1) + ")");
   }
-  auto out = detail::finish_rows(summer.rows(), options.skip_layers, stats_format::sglang_json,
-                                 name);
+  auto out =
+      detail::finish_rows(summer.rows(), options.skip_layers, stats_format::sglang_json, name);
   if (!out.ok()) return out;
   out->info.steps_total = total_steps;
   out->info.steps_used = static_cast<std::int64_t>(used.size());

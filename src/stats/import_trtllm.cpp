@@ -51,8 +51,8 @@ result<std::vector<rank_file>> list_rank_files(const fs::path& dir) {
         fname.compare(fname.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
     }
-    const std::string_view digits = std::string_view(fname).substr(
-        prefix.size(), fname.size() - prefix.size() - suffix.size());
+    const std::string_view digits =
+        std::string_view(fname).substr(prefix.size(), fname.size() - prefix.size() - suffix.size());
     long rank = 0;
     if (!parse_decimal(digits, rank)) continue;
     files.push_back(rank_file{rank, it->path().string()});

@@ -36,9 +36,9 @@ int dtype_size(std::string_view dtype) noexcept {
 result<safetensors_file> parse_safetensors(std::string bytes, const std::string& name) {
   const position whole{name, 0, 0};
   if (bytes.size() < 8) {
-    return make_error(errc::invalid_value, whole, "header",
-                      "file has " + std::to_string(bytes.size()) +
-                          " bytes, fewer than the 8-byte header length");
+    return make_error(
+        errc::invalid_value, whole, "header",
+        "file has " + std::to_string(bytes.size()) + " bytes, fewer than the 8-byte header length");
   }
   const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::uint64_t header_len = load_le(raw, 8);
@@ -139,8 +139,8 @@ result<std::vector<std::int64_t>> safetensors_to_int64(const safetensors_file& f
       (entry.end - entry.begin) % static_cast<std::uint64_t>(elem) != 0) {
     return make_error(errc::out_of_range, whole, entry.name, "data offsets outside the file");
   }
-  const auto* p = reinterpret_cast<const unsigned char*>(file.bytes.data()) + file.data_start +
-                  entry.begin;
+  const auto* p =
+      reinterpret_cast<const unsigned char*>(file.bytes.data()) + file.data_start + entry.begin;
   const std::size_t n = (entry.end - entry.begin) / static_cast<std::uint64_t>(elem);
   std::vector<std::int64_t> out(n);
   for (std::size_t i = 0; i < n; ++i, p += elem) {

@@ -3,8 +3,8 @@
 // applying the target engine's loading rules to the parsed output.
 #include <simdjson.h>
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <fstream>
 #include <limits>

@@ -150,8 +150,9 @@ TEST_CASE("safetensors dtypes convert exactly; bad containers are refused", "[im
   CHECK(contains(frac.message(), "dtypes: e[0]"));
 
   SECTION("__metadata__ is skipped") {
-    std::string header = "{\"__metadata__\":{\"format\":\"pt\"},\"x\":{\"dtype\":\"I64\",\"shape\":[1],"
-                         "\"data_offsets\":[0,8]}}";
+    std::string header =
+        "{\"__metadata__\":{\"format\":\"pt\"},\"x\":{\"dtype\":\"I64\",\"shape\":[1],"
+        "\"data_offsets\":[0,8]}}";
     std::string b;
     for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
     b += header + std::string("\x09\0\0\0\0\0\0\0", 8);
@@ -183,8 +184,7 @@ TEST_CASE("safetensors dtypes convert exactly; bad containers are refused", "[im
     CHECK(contains(f.message(), "e.data_offsets"));
   }
   SECTION("offsets that do not match shape x dtype size") {
-    std::string header =
-        "{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    std::string header = "{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}";
     std::string b;
     for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
     b += header + std::string(8, '\0');
@@ -332,6 +332,11 @@ TEST_CASE("SGLang logical_count: 2-D spec example and 3-D recorder dump", "[impo
   CHECK(two->load == engine_example_load());
   CHECK(two->info.layer_ids == std::vector<int>{1, 2});
   CHECK(two->info.steps_total == 1);
+  CHECK(two->info.leading_zero_rows == 0);
+  auto with_dense = eplb::import_sglang(k_dir + "/sglang_logical_count_2d.json", {});
+  REQUIRE(with_dense.ok());
+  CHECK(with_dense->load.rows() == 3);
+  CHECK(with_dense->info.leading_zero_rows == 1);  // the dense decoder layer 0
 
   eplb::import_options all;
   auto three = eplb::import_sglang(k_dir + "/sglang_logical_count_3d.json", all);
@@ -405,13 +410,13 @@ TEST_CASE("SGLang errors name file, line and field", "[import]") {
   auto broken = eplb::import_sglang_text("{\"logical_count\": [[1, 2]", "b.json", opts);
   REQUIRE_FALSE(broken.ok());
 
-  auto big = eplb::import_sglang_text("{\"logical_count\": [[18446744073709551615]]}", "u.json",
-                                      opts);
+  auto big =
+      eplb::import_sglang_text("{\"logical_count\": [[18446744073709551615]]}", "u.json", opts);
   REQUIRE_FALSE(big.ok());
   CHECK(big.code() == eplb::errc::out_of_range);
 
-  auto overflow = eplb::import_sglang_text(
-      "{\"logical_count\": [[[9223372036854775807]], [[1]]]}", "o.json", opts);
+  auto overflow = eplb::import_sglang_text("{\"logical_count\": [[[9223372036854775807]], [[1]]]}",
+                                           "o.json", opts);
   REQUIRE_FALSE(overflow.ok());
   CHECK(overflow.code() == eplb::errc::overflow);
   CHECK(contains(overflow.message(), "logical_count[1][0][0]"));

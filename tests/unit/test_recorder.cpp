@@ -1,8 +1,6 @@
 // The header-only recorder: everything recorded reads back exactly, a full ring drops instead of
 // blocking (and the file holds exactly the records that were not dropped), interval and window
 // sampling, zero-total steps, append mode and error reporting.
-#include "eplb/recorder.hpp"
-
 #include <simdjson.h>
 
 #include <atomic>
@@ -14,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "eplb/recorder.hpp"
 
 namespace fs = std::filesystem;
 
@@ -178,14 +178,17 @@ TEST_CASE("recorder: 100,000 steps read back exactly", "[recorder]") {
     for (int l = 0; l < k_layers; ++l) {
       for (int rank = 0; rank < k_ranks; ++rank) {
         std::int64_t sum = 0;
-        for (int p = rank * 4; p < rank * 4 + 4; ++p) sum += r.load[static_cast<std::size_t>(l * 8 + p)];
+        for (int p = rank * 4; p < rank * 4 + 4; ++p)
+          sum += r.load[static_cast<std::size_t>(l * 8 + p)];
         REQUIRE(r.tokens[static_cast<std::size_t>(l * k_ranks + rank)] == sum);
       }
     }
     // experts_per_rank: layer-0 logical ids of each rank's first and last slot.
     for (int rank = 0; rank < k_ranks; ++rank) {
-      REQUIRE(r.experts_per_rank[static_cast<std::size_t>(2 * rank)] == r.p2l[static_cast<std::size_t>(rank * 4)]);
-      REQUIRE(r.experts_per_rank[static_cast<std::size_t>(2 * rank + 1)] == r.p2l[static_cast<std::size_t>(rank * 4 + 3)]);
+      REQUIRE(r.experts_per_rank[static_cast<std::size_t>(2 * rank)] ==
+              r.p2l[static_cast<std::size_t>(rank * 4)]);
+      REQUIRE(r.experts_per_rank[static_cast<std::size_t>(2 * rank + 1)] ==
+              r.p2l[static_cast<std::size_t>(rank * 4 + 3)]);
     }
     for (std::size_t i = 0; i < r.load.size(); ++i) {
       const auto l = i / k_slots;
@@ -294,7 +297,7 @@ TEST_CASE("recorder: windows sum steps and close early when the map changes", "[
       REQUIRE(rec.record_step(s, counts_of(s).data()));
     }
     CHECK(rec.recorded() == 3);  // steps 0-3, 4-5 (map change), 6-9; step 10 is pending
-  }  // the destructor writes the pending window
+  }                              // the destructor writes the pending window
   const auto records = parse_file(path);
   REQUIRE(records.size() == 4);
   CHECK(records[0].step == 3);
