@@ -33,7 +33,8 @@ struct step_range {
   }
 };
 
-/// Parses "A:B", "A:" or ":B" (inclusive); returns invalid_argument with the flag name on error.
+/// Parses "A:B", "A:", ":B" (inclusive) or "N" (one step); returns invalid_argument naming the
+/// flag when the text is not of that form or A > B.
 result<step_range> parse_step_range(const std::string& text, const std::string& flag);
 
 /// One `eplb_load_stats` record as the reader hands it out; the pointers are valid only during
@@ -45,6 +46,7 @@ struct stats_record {
   const std::int64_t* expert_load = nullptr;  // row-major [num_layers][num_slots], >= 0
   const std::int32_t* p2l_map = nullptr;      // row-major [num_layers][num_slots], in [0, E)
   int num_experts = 0;                    // logical experts E implied by the file
+  int num_ranks = 0;                      // the record's `num_ranks`, 0 when it has none (1c)
   const stats_meta* meta = nullptr;       // the meta record this record belongs to, if any
   position where;                         // file, line and byte of the record
 };
@@ -61,6 +63,12 @@ class stats_sink {
 struct stats_read_options {
   step_range steps;                  // records outside are skipped (still validated for syntax)
   std::size_t batch_bytes = 1 << 24; // simdjson batch; lines longer than this are rejected
+  // Bytes asked of the file per read. The buffer holds up to max(this, batch_bytes + 2) bytes (a
+  // partial line is carried over), so memory is constant whatever the file size. 1 MiB reads
+  // keep each byte in cache from the copy through the newline scan, stage 1 and the integer
+  // parse: on number-heavy JSONL this measured ~1.5x faster than 32 MiB reads. Tests use tiny
+  // values to force records across read chunks.
+  std::size_t read_chunk_bytes = std::size_t{1} << 20;
 };
 
 /// What a read saw, for the run summary.
@@ -75,7 +83,8 @@ struct stats_read_summary {
   int num_layers = 0;
   int num_experts = 0;
   int num_slots = 0;  // P of the last selected record
-  std::uint64_t bytes = 0;
+  int num_ranks = 0;  // num_ranks of the first selected record, 0 when it has none
+  std::uint64_t bytes = 0;  // bytes read from all files
 };
 
 /// Expands shell-style globs ("stats/*.jsonl") in the given paths; a path without wildcards is
