@@ -1,13 +1,17 @@
 // vLLM offline-EPLB stats JSONL reader (layouts 1a, 1b and 1c, see
 // shared/formats/vllm-offline-eplb.md §1-2).
 //
-// The file is read in large chunks; the complete lines of a chunk go through simdjson's
-// iterate_many, the partial last line is carried over to the next chunk, so memory stays constant
-// whatever the file size. Every JSON document must start where a non-blank line starts: the reader
-// keeps a table of the chunk's lines and checks each document against it, which gives exact line
-// numbers and catches lines that simdjson would merge or drop (a truncated last line, two values
-// on a line, a record continued on the next line). When anything goes wrong the offending line is
-// re-validated on its own, so the message does not depend on where the chunk boundaries fell.
+// The file is read in chunks into one reused buffer; the complete lines of the buffer (a
+// "region") go through simdjson's iterate_many and the partial last line is carried over to the
+// next read, so memory stays constant whatever the file size. Every JSON document must start
+// where a non-blank line starts: the reader keeps a table of the region's lines and checks each
+// document against it, which gives exact line numbers and catches lines that simdjson would merge
+// or drop (a truncated last line, two values on a line, a record continued on the next line).
+// Then the region is redone line by line, each line validated on its own, so errors come in file
+// order and their messages do not depend on where the chunk boundaries fell.
+//
+// Hot path: expert_load, p2l_map and the other integer matrices are parsed by a strict scanner
+// (int_matrix.hpp) straight from the buffer; On-Demand is the fallback that reports any error.
 
 #include <simdjson.h>
 

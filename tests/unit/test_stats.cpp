@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <random>
@@ -151,7 +152,10 @@ struct temp_dir {
     REQUIRE(p != nullptr);
     path = p;
   }
-  ~temp_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
   std::string write(const std::string& name, const std::string& text) const {
     const std::string full = path + "/" + name;
     std::ofstream out(full, std::ios::binary);
