@@ -17,9 +17,9 @@ class cpu_aggregator final : public aggregator {
   status on_record(const stats_record& record) override {
     if (!started_) {
       if (record.num_layers < 1 || record.num_experts < 1) {
-        return make_error(errc::invalid_value, record.where, "",
-                          cat("record has ", record.num_layers, " layers and ",
-                              record.num_experts, " experts"));
+        return make_error(
+            errc::invalid_value, record.where, "",
+            cat("record has ", record.num_layers, " layers and ", record.num_experts, " experts"));
       }
       sums_ = load_matrix::Zero(record.num_layers, record.num_experts);
       started_ = true;
@@ -72,9 +72,9 @@ status fold_record(const stats_record& record, load_matrix& into) {
                               " is outside [0, ", num_experts, ')'));
       }
       if (__builtin_add_overflow(sums[e], load[p], &sums[e])) {
-        return make_error(errc::overflow, record.where, "expert_load",
-                          cat("layer ", l, ", expert ", e,
-                              ": the summed load overflows a 64-bit integer"));
+        return make_error(
+            errc::overflow, record.where, "expert_load",
+            cat("layer ", l, ", expert ", e, ": the summed load overflows a 64-bit integer"));
       }
     }
   }

@@ -9,15 +9,13 @@
 #include <cstring>
 #include <vector>
 
-#include "stats/json_check.hpp"
-
 namespace eplb::detail {
 
 // The scanner reads no bounds: it stops at the first byte that does not fit the grammar, and the
 // caller guarantees that the line ends with a '\n' or a '\0' sentinel, neither of which fits, and
 // that at least 8 initialized bytes follow the end of the line (it loads 8 bytes at a time).
 
-/// Returns the number of leading ASCII digits (0..8) of the 8 bytes at `p`.
+/// Returns the number of leading ASCII digits (0..8) of 8 bytes loaded in memory order.
 inline int leading_digits(std::uint64_t word) noexcept {
   // Per byte: d = b - '0'; b is a digit iff d < 10, i.e. neither d nor d + 0x76 has its top bit.
   // Borrows and carries only travel upwards from a non-digit byte, so the lowest flagged byte is
@@ -39,7 +37,7 @@ inline std::uint64_t digits_value(std::uint64_t word, int n) noexcept {
 /// Scans one integer: optional '-', then 1 to 19 digits without a leading zero, fitting int64;
 /// returns the position after it, or nullptr when the text is not such an integer.
 __attribute__((always_inline)) inline const char* scan_int64(const char* p,
-                                                            std::int64_t& out) noexcept {
+                                                             std::int64_t& out) noexcept {
   const bool negative = *p == '-';
   p += negative;
   const char* digits = p;
@@ -59,8 +57,8 @@ __attribute__((always_inline)) inline const char* scan_int64(const char* p,
   const auto count = p - digits;
   // 19 digits always fit in uint64 (longer numbers wrapped above and are left to the slow path).
   if (count > 19) return nullptr;
-  if (count > 1 && *digits == '0') return nullptr;                    // leading zero: not JSON
-  if (*p == '.' || *p == 'e' || *p == 'E') return nullptr;             // not an integer
+  if (count > 1 && *digits == '0') return nullptr;          // leading zero: not JSON
+  if (*p == '.' || *p == 'e' || *p == 'E') return nullptr;  // not an integer
   constexpr std::uint64_t max_positive = static_cast<std::uint64_t>(INT64_MAX);
   if (negative) {
     if (value > max_positive + 1) return nullptr;

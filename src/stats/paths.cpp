@@ -28,7 +28,7 @@ result<std::vector<std::string>> expand_stats_paths(const std::vector<std::strin
     const int rc = ::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &matches);
     if (rc != 0) {
       ::globfree(&matches);
-      const char* why = rc == GLOB_NOMATCH ? "no file matches this pattern"
+      const char* why = rc == GLOB_NOMATCH   ? "no file matches this pattern"
                         : rc == GLOB_NOSPACE ? "out of memory while expanding the pattern"
                                              : "cannot read a directory of the pattern";
       return make_error(errc::io_error, position{pattern, 0, 0}, "", why);

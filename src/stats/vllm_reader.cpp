@@ -1,13 +1,17 @@
 // vLLM offline-EPLB stats JSONL reader (layouts 1a, 1b and 1c, see
 // shared/formats/vllm-offline-eplb.md §1-2).
 //
-// The file is read in large chunks; the complete lines of a chunk go through simdjson's
-// iterate_many, the partial last line is carried over to the next chunk, so memory stays constant
-// whatever the file size. Every JSON document must start where a non-blank line starts: the reader
-// keeps a table of the chunk's lines and checks each document against it, which gives exact line
-// numbers and catches lines that simdjson would merge or drop (a truncated last line, two values
-// on a line, a record continued on the next line). When anything goes wrong the offending line is
-// re-validated on its own, so the message does not depend on where the chunk boundaries fell.
+// The file is read in chunks into one reused buffer; the complete lines of the buffer (a
+// "region") go through simdjson's iterate_many and the partial last line is carried over to the
+// next read, so memory stays constant whatever the file size. Every JSON document must start
+// where a non-blank line starts: the reader keeps a table of the region's lines and checks each
+// document against it, which gives exact line numbers and catches lines that simdjson would merge
+// or drop (a truncated last line, two values on a line, a record continued on the next line).
+// Then the region is redone line by line, each line validated on its own, so errors come in file
+// order and their messages do not depend on where the chunk boundaries fell.
+//
+// Hot path: expert_load, p2l_map and the other integer matrices are parsed by a strict scanner
+// (int_matrix.hpp) straight from the buffer; On-Demand is the fallback that reports any error.
 
 #include <simdjson.h>
 
@@ -37,10 +41,12 @@ namespace ondemand = simdjson::ondemand;
 // simdjson's window must hold a whole document; a little slack keeps a line of exactly
 // batch_bytes away from the window's edge.
 constexpr std::size_t window_slack = 64;
-// Upper bound of batch_bytes: simdjson cannot index more than 4 GiB.
+// Upper bound of batch_bytes, well inside simdjson's 4 GiB limit.
 constexpr std::size_t max_batch_bytes = std::size_t{1} << 31;
 
-std::string shape_str(std::size_t rows, std::size_t cols) { return cat('[', rows, "][", cols, ']'); }
+std::string shape_str(std::size_t rows, std::size_t cols) {
+  return cat('[', rows, "][", cols, ']');
+}
 
 std::string where_str(const position& p) { return cat(p.file, ':', p.line); }
 
@@ -75,8 +81,8 @@ struct record_fields {
   bool has_step = false, has_load = false, has_p2l = false, has_num_layers = false,
        has_num_ranks = false, has_version = false, has_num_groups = false, has_num_nodes = false,
        has_redundant = false;
-  std::int64_t step = 0, num_layers = 0, num_ranks = 0, version = 0, num_groups = 0,
-               num_nodes = 0, redundant = 0;
+  std::int64_t step = 0, num_layers = 0, num_ranks = 0, version = 0, num_groups = 0, num_nodes = 0,
+               redundant = 0;
   std::size_t load_rows = 0, load_cols = 0, p2l_rows = 0, p2l_cols = 0;
   std::size_t other_rows = 0, other_cols = 0;
   std::int64_t p2l_max = -1;
@@ -94,13 +100,12 @@ class stats_reader {
 
   status check_options() const {
     if (options_.batch_bytes == 0 || options_.batch_bytes > max_batch_bytes) {
-      return make_error(errc::invalid_argument, position{}, "batch_bytes",
-                        cat("must be between 1 and ", max_batch_bytes, ", got ",
-                            options_.batch_bytes));
+      return make_error(
+          errc::invalid_argument, position{}, "batch_bytes",
+          cat("must be between 1 and ", max_batch_bytes, ", got ", options_.batch_bytes));
     }
     if (options_.read_chunk_bytes == 0) {
-      return make_error(errc::invalid_argument, position{}, "read_chunk_bytes",
-                        "must be positive");
+      return make_error(errc::invalid_argument, position{}, "read_chunk_bytes", "must be positive");
     }
     return status::success();
   }
@@ -134,8 +139,8 @@ class stats_reader {
   // Processes lines [from, end) of the region one at a time, each validated on its own.
   status process_lines_one_by_one(const char* data, std::size_t from, bool final);
   // Positions record_ at line k, processes its document and hands it to the sink if selected.
-  status process_line_document(ondemand::document_reference& doc, const char* data,
-                               std::size_t k, bool final);
+  status process_line_document(ondemand::document_reference& doc, const char* data, std::size_t k,
+                               bool final);
   error line_too_long(std::uint64_t line, std::size_t bytes) const;
 
   const stats_read_options& options_;
@@ -175,16 +180,15 @@ class stats_reader {
 error stats_reader::line_too_long(std::uint64_t line, std::size_t bytes) const {
   std::string what = "line ";
   if (bytes > 0) what += cat("of ", bytes, " bytes ");
-  what += cat("is longer than the batch size of ", options_.batch_bytes,
-              " bytes (raise batch_bytes)");
+  what +=
+      cat("is longer than the batch size of ", options_.batch_bytes, " bytes (raise batch_bytes)");
   return make_error(errc::limit_exceeded, position{record_.where.file, line, 0}, "", what);
 }
 
 std::optional<error> stats_reader::line_json_error(const char* data, std::size_t k,
                                                    bool last_in_file) const {
   const line_info& line = lines_[k];
-  const auto e =
-      validate_json_text(std::string_view(data + line.content, line.end - line.content));
+  const auto e = validate_json_text(std::string_view(data + line.content, line.end - line.content));
   if (e == simdjson::SUCCESS) return std::nullopt;
   position where{record_.where.file, line.number, file_offset_ + line.start};
   // A writer that died mid-line leaves a last line without its closing brace; anything else
@@ -193,15 +197,15 @@ std::optional<error> stats_reader::line_json_error(const char* data, std::size_t
   while (!text.empty() && is_json_space(text.back())) text.remove_suffix(1);
   const bool truncated = last_in_file && (text.empty() || text.back() != '}');
   const std::string what =
-      truncated ? cat("truncated record: the last line of the file is not a complete JSON "
-                         "object (",
-                         simdjson::error_message(e), "); was the writer interrupted?")
-                   : cat("invalid JSON: ", simdjson::error_message(e));
+      truncated ? cat("truncated record: the last line is not a complete JSON object (was the "
+                      "writer interrupted?): ",
+                      simdjson::error_message(e))
+                : cat("invalid JSON: ", simdjson::error_message(e));
   return make_error(errc::invalid_json, where, "", what);
 }
 
-status stats_reader::process_line_document(ondemand::document_reference& doc,
-                                           const char* data, std::size_t k, bool final) {
+status stats_reader::process_line_document(ondemand::document_reference& doc, const char* data,
+                                           std::size_t k, bool final) {
   const line_info& line = lines_[k];
   record_.where.line = line.number;
   record_.where.byte = file_offset_ + line.start;
@@ -222,8 +226,8 @@ status stats_reader::process_lines_one_by_one(const char* data, std::size_t from
     // The buffer holds SIMDJSON_PADDING readable bytes past any line of it.
     const std::size_t room = cap_ + simdjson::SIMDJSON_PADDING - line.content;
     ondemand::document doc;
-    if (auto e = line_parser_->iterate(data + line.content, line.end - line.content, room)
-                     .get(doc)) {
+    if (auto e =
+            line_parser_->iterate(data + line.content, line.end - line.content, room).get(doc)) {
       return make_error(errc::invalid_json,
                         position{record_.where.file, line.number, file_offset_ + line.start}, "",
                         cat("invalid JSON: ", simdjson::error_message(e)));
@@ -327,10 +331,10 @@ status stats_reader::process_region(const char* data, std::size_t len, bool fina
   if (lines_.empty()) return status::success();
 
   ondemand::document_stream stream;
-  if (auto e = parser_
-                   .iterate_many(reinterpret_cast<const std::uint8_t*>(data), len,
-                                 batch + window_slack)
-                   .get(stream)) {
+  if (auto e =
+          parser_
+              .iterate_many(reinterpret_cast<const std::uint8_t*>(data), len, batch + window_slack)
+              .get(stream)) {
     return make_error(errc::internal, position{record_.where.file, lines_[0].number, 0}, "",
                       cat("cannot start the JSON stream: ", simdjson::error_message(e)));
   }
@@ -373,8 +377,7 @@ status stats_reader::read_int(ondemand::value value, const char* field, std::int
   return json_fail(e);
 }
 
-status stats_reader::read_string(ondemand::value value, const char* field,
-                                 std::string_view& out) {
+status stats_reader::read_string(ondemand::value value, const char* field, std::string_view& out) {
   const auto e = value.get_string().get(out);
   if (e == simdjson::SUCCESS) return status::success();
   if (e == simdjson::INCORRECT_TYPE) {
@@ -405,9 +408,9 @@ status stats_reader::parse_matrix(ondemand::value value, const char* field, std:
     ondemand::array row;
     if (auto e = row_value.get_array().get(row)) {
       if (e == simdjson::INCORRECT_TYPE) {
-        return fail(errc::wrong_type, field,
-                    cat("layer ", rows, ": expected an array of integers, got ",
-                        token_of(row_value)));
+        return fail(
+            errc::wrong_type, field,
+            cat("layer ", rows, ": expected an array of integers, got ", token_of(row_value)));
       }
       return json_fail(e);
     }
@@ -474,9 +477,12 @@ status stats_reader::process_document(ondemand::document_reference& doc) {
   bool non_empty = false;
   if (auto e2 = object.reset().get(non_empty)) return json_fail(e2);
   switch (kind) {
-    case record_kind::meta: return process_meta(object);
-    case record_kind::stats: return process_stats(object);
-    case record_kind::other: return process_other(object);
+    case record_kind::meta:
+      return process_meta(object);
+    case record_kind::stats:
+      return process_stats(object);
+    case record_kind::other:
+      return process_other(object);
   }
   return status::success();
 }
@@ -594,7 +600,8 @@ status stats_reader::process_stats(ondemand::object& object) {
       // through On-Demand, which reports it precisely. A scanned value is left unconsumed and
       // simdjson skips it by its structural index.
       if (!scan_int_matrix<std::int64_t, true>(v.raw_json_token().data(), loads_, f.load_rows,
-                                                f.load_cols, [](std::int64_t x) { return x >= 0; })) {
+                                               f.load_cols,
+                                               [](std::int64_t x) { return x >= 0; })) {
         st = parse_matrix(
             v, "expert_load", loads_, f.load_rows, f.load_cols,
             [this](std::int64_t x, std::size_t l, std::size_t p) -> std::optional<error> {
@@ -607,11 +614,11 @@ status stats_reader::process_stats(ondemand::object& object) {
       f.has_p2l = true;
       f.p2l_max = -1;
       if (!scan_int_matrix<std::int32_t, true>(v.raw_json_token().data(), p2l_, f.p2l_rows,
-                                                f.p2l_cols, [&f](std::int64_t x) {
-                                                  if (x < 0 || x > INT32_MAX) return false;
-                                                  f.p2l_max = std::max(f.p2l_max, x);
-                                                  return true;
-                                                })) {
+                                               f.p2l_cols, [&f](std::int64_t x) {
+                                                 if (x < 0 || x > INT32_MAX) return false;
+                                                 f.p2l_max = std::max(f.p2l_max, x);
+                                                 return true;
+                                               })) {
         f.p2l_max = -1;
         st = parse_matrix(
             v, "p2l_map", p2l_, f.p2l_rows, f.p2l_cols,
@@ -620,10 +627,10 @@ status stats_reader::process_stats(ondemand::object& object) {
                 f.p2l_max = std::max(f.p2l_max, x);
                 return std::nullopt;
               }
-              return fail(errc::out_of_range, "p2l_map",
-                          cat("layer ", l, ", slot ", p, ": logical expert id ", x,
-                              x < 0 ? " is negative (an unmapped slot?)"
-                                    : " does not fit in 32 bits"));
+              return fail(
+                  errc::out_of_range, "p2l_map",
+                  cat("layer ", l, ", slot ", p, ": logical expert id ", x,
+                      x < 0 ? " is negative (an unmapped slot?)" : " does not fit in 32 bits"));
             });
       }
     } else if (key == "step") {
@@ -662,9 +669,9 @@ status stats_reader::process_stats(ondemand::object& object) {
                     shape_str(f.p2l_rows, f.p2l_cols), " (step ", f.step, ')'));
   }
   if (f.has_num_layers && f.num_layers != static_cast<std::int64_t>(f.load_rows)) {
-    return fail(errc::shape_mismatch, "num_layers",
-                cat("the record says ", f.num_layers, " but expert_load has ", f.load_rows,
-                    " layers"));
+    return fail(
+        errc::shape_mismatch, "num_layers",
+        cat("the record says ", f.num_layers, " but expert_load has ", f.load_rows, " layers"));
   }
   if (f.has_num_ranks && (f.num_ranks < 1 || f.num_ranks > INT_MAX)) {
     return fail(errc::invalid_value, "num_ranks", cat("must be positive, got ", f.num_ranks));
@@ -690,8 +697,9 @@ status stats_reader::check_selected(record_fields& f) {
   const int record_experts = static_cast<int>(f.p2l_max + 1);
   const bool same_file = first_where_.file == record_.where.file;
   auto appended_hint = [&]() {
-    return same_file ? std::string(" (a second run appended to the file with a different shape? "
-                                   "select one run with a step range)")
+    return same_file ? std::string(
+                           " (a second run appended to the file with a different shape? "
+                           "select one run with a step range)")
                      : std::string();
   };
 
@@ -718,13 +726,12 @@ status stats_reader::check_selected(record_fields& f) {
                   cat("leaves no logical expert: ", origin));
     }
     if (record_experts > meta_experts) {
-      const auto it = std::find_if(p2l_.begin(), p2l_.end(),
-                                   [&](std::int32_t v) { return v >= meta_experts; });
+      const auto it =
+          std::find_if(p2l_.begin(), p2l_.end(), [&](std::int32_t v) { return v >= meta_experts; });
       const std::size_t at = static_cast<std::size_t>(it - p2l_.begin());
       return fail(errc::out_of_range, "p2l_map",
-                  cat("layer ", at / f.p2l_cols, ", slot ", at % f.p2l_cols,
-                      ": logical expert id ", *it, " is not below E = ", meta_experts, " (",
-                      origin, ')'));
+                  cat("layer ", at / f.p2l_cols, ", slot ", at % f.p2l_cols, ": logical expert id ",
+                      *it, " is not below E = ", meta_experts, " (", origin, ')'));
     }
     if (have_shape_ && meta_experts != num_experts_) {
       return fail(errc::shape_mismatch, "num_redundant_experts",
@@ -760,8 +767,8 @@ status stats_reader::check_selected(record_fields& f) {
       int missing = 0;
       while (seen_[missing] == stamp_) ++missing;
       return fail(errc::invalid_value, "p2l_map",
-                  cat("layer ", l, ": logical expert ", missing, " has no slot (expected experts 0..",
-                      expected - 1, ')'));
+                  cat("layer ", l, ": logical expert ", missing,
+                      " has no slot (expected experts 0..", expected - 1, ')'));
     }
   }
 
@@ -802,10 +809,10 @@ status stats_reader::finish() {
   if (options_.steps.first) range += std::to_string(*options_.steps.first);
   range += ':';
   if (options_.steps.last) range += std::to_string(*options_.steps.last);
-  return make_error(errc::no_records, position{}, "",
-                    cat("the step range ", range, " selected none of the ",
-                        summary_.records_seen, " eplb_load_stats records (steps ", seen_min_step_,
-                        "..", seen_max_step_, ')'));
+  return make_error(
+      errc::no_records, position{}, "",
+      cat("the step range ", range, " selected none of the ", summary_.records_seen,
+          " eplb_load_stats records (steps ", seen_min_step_, "..", seen_max_step_, ')'));
 }
 
 }  // namespace
@@ -818,6 +825,14 @@ status read_vllm_stats(const std::vector<std::string>& files, const stats_read_o
   out = stats_read_summary{};
   if (files.empty()) {
     return make_error(errc::invalid_argument, position{}, "", "no stats files given");
+  }
+  // The same file twice would silently double its loads (overlapping globs, say).
+  std::vector<std::string> sorted(files);
+  std::sort(sorted.begin(), sorted.end());
+  const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+  if (dup != sorted.end()) {
+    return make_error(errc::invalid_argument, position{*dup, 0, 0}, "",
+                      "listed more than once (its loads would be counted twice)");
   }
   auto reader = std::make_unique<detail::stats_reader>(options, sink, out);
   if (auto st = reader->check_options(); !st) return st;

@@ -6,8 +6,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <new>
+#include <filesystem>
 #include <fstream>
+#include <new>
 #include <random>
 #include <sstream>
 #include <string>
@@ -28,12 +29,14 @@ const std::string meta_line =
     R"("num_groups": 1, "num_nodes": 1, "num_layers": 2, "num_redundant_experts": 1})";
 const std::string rec_2250 =
     R"({"record_type": "eplb_load_stats", "version": 1, "model": "example/moe-3e", "step": 2250, )"
-    R"("next_rearrange": 750, "num_ranks": 2, "num_layers": 2, "experts_per_rank": [[0, 1], [2, 0]], )"
+    R"("next_rearrange": 750, "num_ranks": 2, "num_layers": 2, )"
+    R"("experts_per_rank": [[0, 1], [2, 0]], )"
     R"("tokens": [[50, 55], [65, 25]], "expert_load": [[40, 10, 25, 30], [5, 60, 20, 5]], )"
     R"("p2l_map": [[0, 1, 2, 0], [0, 1, 2, 0]]})";
 const std::string rec_2260 =
     R"({"record_type": "eplb_load_stats", "version": 1, "model": "example/moe-3e", "step": 2260, )"
-    R"("next_rearrange": 740, "num_ranks": 2, "num_layers": 2, "experts_per_rank": [[0, 1], [2, 0]], )"
+    R"("next_rearrange": 740, "num_ranks": 2, "num_layers": 2, )"
+    R"("experts_per_rank": [[0, 1], [2, 0]], )"
     R"("tokens": [[47, 53], [58, 37]], "expert_load": [[35, 12, 20, 33], [8, 50, 30, 7]], )"
     R"("p2l_map": [[0, 1, 2, 0], [0, 1, 2, 0]]})";
 
@@ -98,11 +101,13 @@ run_result aggregate_files(const std::vector<std::string>& files,
 struct counting_sink : eplb::stats_sink {
   std::vector<std::int64_t> steps;
   std::vector<std::uint64_t> lines;
+  std::vector<std::uint64_t> bytes;
   std::vector<int> slots;
   std::vector<const eplb::stats_meta*> metas;
   eplb::status on_record(const eplb::stats_record& r) override {
     steps.push_back(r.step);
     lines.push_back(r.where.line);
+    bytes.push_back(r.where.byte);
     slots.push_back(r.num_slots);
     metas.push_back(r.meta);
     return eplb::status::success();
@@ -120,15 +125,15 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 // Checks the error code and that the message carries every given piece.
-#define CHECK_ERROR(status_expr, expected_code, ...)                        \
-  do {                                                                      \
-    const eplb::status st_ = (status_expr);                                 \
-    INFO("message: " << st_.message());                                     \
-    CHECK(st_.code() == (expected_code));                                   \
-    for (const std::string piece_ : {__VA_ARGS__}) {                        \
-      INFO("expected piece: " << piece_);                                   \
-      CHECK(contains(st_.message(), piece_));                               \
-    }                                                                       \
+#define CHECK_ERROR(status_expr, expected_code, ...) \
+  do {                                               \
+    const eplb::status st_ = (status_expr);          \
+    INFO("message: " << st_.message());              \
+    CHECK(st_.code() == (expected_code));            \
+    for (const std::string piece_ : {__VA_ARGS__}) { \
+      INFO("expected piece: " << piece_);            \
+      CHECK(contains(st_.message(), piece_));        \
+    }                                                \
   } while (0)
 
 std::string slurp(const std::string& path) {
@@ -147,7 +152,10 @@ struct temp_dir {
     REQUIRE(p != nullptr);
     path = p;
   }
-  ~temp_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
   std::string write(const std::string& name, const std::string& text) const {
     const std::string full = path + "/" + name;
     std::ofstream out(full, std::ios::binary);
@@ -191,6 +199,8 @@ TEST_CASE("stats: the records carry positions, shapes and their meta", "[stats]"
   REQUIRE(eplb::read_vllm_stats_text(text, "m.jsonl", {}, sink, &summary).ok());
   CHECK(sink.steps == std::vector<std::int64_t>{2250, 2260});
   CHECK(sink.lines == std::vector<std::uint64_t>{3, 4});
+  CHECK(sink.bytes == std::vector<std::uint64_t>{meta_line.size() + 2,
+                                                 meta_line.size() + 2 + rec_2250.size() + 1});
   CHECK(sink.slots == std::vector<int>{4, 4});
   REQUIRE(sink.metas.size() == 2);
   CHECK(sink.metas[0] != nullptr);
@@ -240,21 +250,24 @@ TEST_CASE("stats: step range selection", "[stats]") {
   CHECK(both.sums == mat({{138, 22, 45}, {25, 110, 50}}));
 
   options.steps = *eplb::parse_step_range("1:100", "--steps");
-  CHECK_ERROR(read_text(text, "t.jsonl", options), errc::no_records, "1:100",
-              "none of the 2", "2250..2260");
+  CHECK_ERROR(read_text(text, "t.jsonl", options), errc::no_records, "1:100", "none of the 2",
+              "2250..2260");
 
   SECTION("records outside the range are still syntax-checked") {
     options.steps = *eplb::parse_step_range("2250", "--steps");
-    const std::string bad = meta_line + "\n" + rec_2250 + "\n" +
-                            R"({"record_type": "eplb_load_stats", "step": 9, "expert_load": [[1 2]], "p2l_map": [[0, 0]]})" +
-                            "\n" + rec_2260 + "\n";
-    CHECK_ERROR(read_text(bad, "t.jsonl", options), errc::invalid_json, "t.jsonl:3:",
-                "invalid JSON");
+    const std::string bad =
+        meta_line + "\n" + rec_2250 + "\n" +
+        R"({"record_type": "eplb_load_stats", "step": 9, "expert_load": [[1 2]], )"
+        R"("p2l_map": [[0, 0]]})" +
+        "\n" + rec_2260 + "\n";
+    CHECK_ERROR(read_text(bad, "t.jsonl", options), errc::invalid_json,
+                "t.jsonl:3:", "invalid JSON");
     const std::string bad_type =
-        meta_line + "\n" + rec(1, "[[1, 2.5, 1, 1], [1, 1, 1, 1]]", "[[0, 1, 2, 0], [0, 1, 2, 0]]") +
-        "\n" + rec_2250 + "\n";
-    CHECK_ERROR(read_text(bad_type, "t.jsonl", options), errc::wrong_type, "t.jsonl:2:",
-                "expert_load", "2.5");
+        meta_line + "\n" +
+        rec(1, "[[1, 2.5, 1, 1], [1, 1, 1, 1]]", "[[0, 1, 2, 0], [0, 1, 2, 0]]") + "\n" + rec_2250 +
+        "\n";
+    CHECK_ERROR(read_text(bad_type, "t.jsonl", options), errc::wrong_type,
+                "t.jsonl:2:", "expert_load", "2.5");
   }
   SECTION("an appended run can be selected away") {
     options.steps = *eplb::parse_step_range("2250:2260", "--steps");
@@ -318,6 +331,17 @@ TEST_CASE("stats: several files, each with its meta, add up", "[stats]") {
     CHECK_ERROR(aggregate_files({a, b}).st, errc::shape_mismatch, "b.jsonl:1:", "p2l_map",
                 "a.jsonl:1");
   }
+  SECTION("a later file's meta implies another number of experts") {
+    temp_dir dir;
+    const auto a = dir.write("a.jsonl", meta_line + "\n" + rec_2250 + "\n");
+    // Consistent in itself (P 5 - R 1 = 4 experts, all mapped) but not with a.jsonl.
+    const auto b = dir.write("b.jsonl", meta_line + "\n" +
+                                            rec(5, "[[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]]",
+                                                "[[0, 1, 2, 3, 0], [0, 1, 2, 3, 0]]") +
+                                            "\n");
+    CHECK_ERROR(aggregate_files({a, b}).st, errc::shape_mismatch,
+                "b.jsonl:2: num_redundant_experts:", "implies 4", "a.jsonl:2");
+  }
   SECTION("files must agree on the number of layers") {
     temp_dir dir;
     const auto a = dir.write("a.jsonl", rec(1, "[[1, 2]]", "[[0, 1]]") + "\n");
@@ -335,9 +359,11 @@ TEST_CASE("stats: several files, each with its meta, add up", "[stats]") {
     CHECK_ERROR(aggregate_files({data_dir + "does-not-exist.jsonl"}).st, errc::io_error,
                 "does-not-exist.jsonl", "cannot open");
   }
-  SECTION("no files at all") {
-    CHECK(aggregate_files({}).st.code() == errc::invalid_argument);
+  SECTION("a file listed twice") {
+    CHECK_ERROR(aggregate_files({data_dir + "example_1a.jsonl", data_dir + "example_1a.jsonl"}).st,
+                errc::invalid_argument, "example_1a.jsonl: listed more than once");
   }
+  SECTION("no files at all") { CHECK(aggregate_files({}).st.code() == errc::invalid_argument); }
 }
 
 TEST_CASE("stats: expand_stats_paths expands globs in byte order", "[stats]") {
@@ -389,8 +415,9 @@ TEST_CASE("stats: blank and whitespace-only lines are skipped", "[stats]") {
   REQUIRE(r.st.ok());
   CHECK(r.sums == mat({{138, 22, 45}, {25, 110, 50}}));
   // Line numbers still count the blank lines.
-  const std::string bad = "\n\n" + meta_line + "\n\n" + rec(1, "[[-1, 0, 0, 0], [0, 0, 0, 0]]",
-                                                        "[[0, 1, 2, 0], [0, 1, 2, 0]]") + "\n";
+  const std::string bad = "\n\n" + meta_line + "\n\n" +
+                          rec(1, "[[-1, 0, 0, 0], [0, 0, 0, 0]]", "[[0, 1, 2, 0], [0, 1, 2, 0]]") +
+                          "\n";
   CHECK_ERROR(read_text(bad), errc::invalid_value, "t.jsonl:5: expert_load:", "negative load -1");
   // Leading spaces before a record are fine too.
   auto indented = aggregate_text("  " + rec_2250 + "\n\t" + rec_2260);
@@ -414,8 +441,8 @@ TEST_CASE("stats: lines longer than the batch are refused", "[stats]") {
   options.batch_bytes = rec_2260.size();
   for (std::size_t chunk : {1, 7, 64, 4096}) {
     options.read_chunk_bytes = chunk;
-    auto r = aggregate_text(meta_line + "\n" + rec_2250 + "\n" + rec_2260 + "\n", "t.jsonl",
-                            options);
+    auto r =
+        aggregate_text(meta_line + "\n" + rec_2250 + "\n" + rec_2260 + "\n", "t.jsonl", options);
     INFO("chunk " << chunk);
     REQUIRE(r.st.ok());
     CHECK(r.sums == mat({{138, 22, 45}, {25, 110, 50}}));
@@ -488,8 +515,9 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
     CHECK_ERROR(
         read_text(head + rec(1, "[[1, 2, 3, 9223372036854775808], [5, 6, 7, 8]]", p2l) + "\n"),
         errc::wrong_type, "t.jsonl:3: expert_load:", "layer 0, slot 3", "does not fit in 64 bits");
-    CHECK_ERROR(read_text(head + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]",
-                                     "[[0, 1, 2, 0], [0, 1, 2, 123456789012345678901234567890]]") +
+    CHECK_ERROR(read_text(head +
+                          rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]",
+                              "[[0, 1, 2, 0], [0, 1, 2, 123456789012345678901234567890]]") +
                           "\n"),
                 errc::wrong_type, "t.jsonl:3: p2l_map:", "layer 1, slot 3");
   }
@@ -501,7 +529,8 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
   }
   SECTION("a step that is not an integer") {
     CHECK_ERROR(read_text(head + R"({"record_type": "eplb_load_stats", "step": "x", )"
-                                 R"("expert_load": [[1]], "p2l_map": [[0]]})" "\n"),
+                                 R"("expert_load": [[1]], "p2l_map": [[0]]})"
+                                 "\n"),
                 errc::wrong_type, "t.jsonl:3: step:");
   }
   SECTION("the number of layers changes") {
@@ -509,15 +538,14 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
                 errc::shape_mismatch, "t.jsonl:2: expert_load:", "1 layers", "t.jsonl:1");
   }
   SECTION("the number of logical experts changes (no meta)") {
-    CHECK_ERROR(read_text(rec_2250 + "\n" +
-                          rec(1, "[[1, 1, 1, 1], [1, 1, 1, 1]]", "[[0, 1, 2, 3], [0, 1, 2, 3]]") +
-                          "\n"),
-                errc::shape_mismatch, "t.jsonl:2: p2l_map:", "4 logical experts", "t.jsonl:1",
-                "maps 3");
-    CHECK_ERROR(read_text(rec_2250 + "\n" +
-                          rec(1, "[[1, 1, 1, 1], [1, 1, 1, 1]]", "[[0, 1, 0, 1], [0, 1, 1, 0]]") +
-                          "\n"),
-                errc::shape_mismatch, "t.jsonl:2: p2l_map:", "2 logical experts");
+    CHECK_ERROR(
+        read_text(rec_2250 + "\n" +
+                  rec(1, "[[1, 1, 1, 1], [1, 1, 1, 1]]", "[[0, 1, 2, 3], [0, 1, 2, 3]]") + "\n"),
+        errc::shape_mismatch, "t.jsonl:2: p2l_map:", "4 logical experts", "t.jsonl:1", "maps 3");
+    CHECK_ERROR(
+        read_text(rec_2250 + "\n" +
+                  rec(1, "[[1, 1, 1, 1], [1, 1, 1, 1]]", "[[0, 1, 0, 1], [0, 1, 1, 0]]") + "\n"),
+        errc::shape_mismatch, "t.jsonl:2: p2l_map:", "2 logical experts");
   }
   SECTION("expert_load shape differs from p2l_map shape") {
     CHECK_ERROR(read_text(head + rec(2270, "[[1, 2, 3], [4, 5, 6]]", p2l) + "\n"),
@@ -534,15 +562,16 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
                 "t.jsonl:1: expert_load:", "no slots");
   }
   SECTION("a negative p2l_map value") {
-    CHECK_ERROR(read_text(head + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]",
-                                     "[[0, 1, 2, 0], [0, 1, 2, -1]]") + "\n"),
-                errc::out_of_range, "t.jsonl:3: p2l_map:", "layer 1, slot 3", "-1");
+    CHECK_ERROR(
+        read_text(head + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]", "[[0, 1, 2, 0], [0, 1, 2, -1]]") +
+                  "\n"),
+        errc::out_of_range, "t.jsonl:3: p2l_map:", "layer 1, slot 3", "-1");
   }
   SECTION("a p2l_map value not below E = P - R of the meta") {
-    CHECK_ERROR(read_text(meta_line + "\n" + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]",
-                                                 "[[0, 1, 2, 3], [0, 1, 2, 0]]") + "\n"),
-                errc::out_of_range, "t.jsonl:2: p2l_map:", "layer 0, slot 3", "id 3",
-                "E = 3", "line 1");
+    CHECK_ERROR(
+        read_text(meta_line + "\n" +
+                  rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]", "[[0, 1, 2, 3], [0, 1, 2, 0]]") + "\n"),
+        errc::out_of_range, "t.jsonl:2: p2l_map:", "layer 0, slot 3", "id 3", "E = 3", "line 1");
   }
   SECTION("a p2l_map value beyond the first record's E (no meta)") {
     CHECK_ERROR(read_text(rec(1, "[[1, 2, 3, 4]]", "[[0, 1, 2, 0]]") + "\n" +
@@ -550,13 +579,15 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
                 errc::shape_mismatch, "t.jsonl:2: p2l_map:", "6 logical experts", "t.jsonl:1");
   }
   SECTION("a p2l_map row misses an expert") {
-    CHECK_ERROR(read_text(head + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]",
-                                     "[[0, 1, 2, 0], [0, 0, 2, 2]]") + "\n"),
-                errc::invalid_value, "t.jsonl:3: p2l_map:", "layer 1", "expert 1 has no slot");
+    CHECK_ERROR(
+        read_text(head + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]", "[[0, 1, 2, 0], [0, 0, 2, 2]]") +
+                  "\n"),
+        errc::invalid_value, "t.jsonl:3: p2l_map:", "layer 1", "expert 1 has no slot");
     // With a meta, the first record must cover all E = P - R experts.
-    CHECK_ERROR(read_text(meta_line + "\n" + rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]",
-                                                 "[[0, 1, 0, 1], [0, 1, 0, 1]]") + "\n"),
-                errc::invalid_value, "t.jsonl:2: p2l_map:", "layer 0", "expert 2 has no slot");
+    CHECK_ERROR(
+        read_text(meta_line + "\n" +
+                  rec(1, "[[1, 2, 3, 4], [5, 6, 7, 8]]", "[[0, 1, 0, 1], [0, 1, 0, 1]]") + "\n"),
+        errc::invalid_value, "t.jsonl:2: p2l_map:", "layer 0", "expert 2 has no slot");
   }
   SECTION("a negative load") {
     CHECK_ERROR(read_text(head + rec(1, "[[1, 2, 3, 4], [5, 6, -7, 8]]", p2l) + "\n"),
@@ -564,9 +595,8 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
                 "negative load -7");
   }
   SECTION("a meta after stats records") {
-    CHECK_ERROR(read_text(rec_2250 + "\n" + meta_line + "\n" + rec_2260 + "\n"),
-                errc::bad_sequence, "t.jsonl:2:",
-                "eplb_load_meta must precede all eplb_load_stats records");
+    CHECK_ERROR(read_text(rec_2250 + "\n" + meta_line + "\n" + rec_2260 + "\n"), errc::bad_sequence,
+                "t.jsonl:2:", "eplb_load_meta must precede all eplb_load_stats records");
   }
   SECTION("a second meta") {
     CHECK_ERROR(read_text(meta_line + "\n\n" + meta_line + "\n" + rec_2250 + "\n"),
@@ -598,7 +628,9 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
                 "t.jsonl:2: num_redundant_experts:");
   }
   SECTION("meta fields") {
-    CHECK_ERROR(read_text(R"({"record_type": "eplb_load_meta", "num_layers": 2})" "\n" + rec_2250),
+    CHECK_ERROR(read_text(R"({"record_type": "eplb_load_meta", "num_layers": 2})"
+                          "\n" +
+                          rec_2250),
                 errc::missing_field, "t.jsonl:1: num_ranks:");
     std::string bad = meta_line;
     bad.replace(bad.find("\"num_nodes\": 1"), 14, "\"num_nodes\": 0");
@@ -611,14 +643,17 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
     CHECK_ERROR(read_text(bad + "\n" + rec_2250), errc::invalid_value, "t.jsonl:1: version:");
   }
   SECTION("record_type missing or not a string") {
-    CHECK_ERROR(read_text(head + R"({"step": 1, "expert_load": [[1]], "p2l_map": [[0]]})" "\n"),
+    CHECK_ERROR(read_text(head + R"({"step": 1, "expert_load": [[1]], "p2l_map": [[0]]})"
+                                 "\n"),
                 errc::missing_field, "t.jsonl:3: record_type:");
-    CHECK_ERROR(read_text(head + R"({"record_type": 7})" "\n"), errc::wrong_type,
-                "t.jsonl:3: record_type:");
+    CHECK_ERROR(read_text(head + R"({"record_type": 7})"
+                                 "\n"),
+                errc::wrong_type, "t.jsonl:3: record_type:");
   }
   SECTION("required stats fields") {
-    CHECK_ERROR(read_text(R"({"record_type": "eplb_load_stats", "expert_load": [[1]], "p2l_map": [[0]]})"),
-                errc::missing_field, "t.jsonl:1: step:");
+    CHECK_ERROR(
+        read_text(R"({"record_type": "eplb_load_stats", "expert_load": [[1]], "p2l_map": [[0]]})"),
+        errc::missing_field, "t.jsonl:1: step:");
     CHECK_ERROR(read_text(R"({"record_type": "eplb_load_stats", "step": 1, "p2l_map": [[0]]})"),
                 errc::missing_field, "t.jsonl:1: expert_load:");
     CHECK_ERROR(read_text(R"({"record_type": "eplb_load_stats", "step": 1, "expert_load": [[0]]})"),
@@ -645,12 +680,66 @@ TEST_CASE("stats: malformed records name file, line and field", "[stats]") {
   }
 }
 
+TEST_CASE("stats: integer tokens in expert_load", "[stats]") {
+  struct token_case {
+    const char* token;
+    errc code;
+    std::int64_t value;  // expected sum of expert 0 when code is ok
+  };
+  const token_case cases[] = {
+      {"0", errc::ok, 0},
+      {"-0", errc::ok, 0},
+      {"7", errc::ok, 7},
+      {"12345678", errc::ok, 12345678},
+      {"123456789", errc::ok, 123456789},
+      {"1234567890123456789", errc::ok, 1234567890123456789},
+      {"9223372036854775807", errc::ok, INT64_MAX},
+      {"-9223372036854775808", errc::invalid_value, 0},
+      {"-3", errc::invalid_value, 0},
+      {"9223372036854775808", errc::wrong_type, 0},
+      {"12345678901234567890", errc::wrong_type, 0},
+      {"1.0", errc::wrong_type, 0},
+      {"1e2", errc::wrong_type, 0},
+      {"true", errc::wrong_type, 0},
+      {"null", errc::wrong_type, 0},
+      {"\"5\"", errc::wrong_type, 0},
+      {"[1]", errc::wrong_type, 0},
+      {"00", errc::invalid_json, 0},
+      {"01", errc::invalid_json, 0},
+      {"+1", errc::invalid_json, 0},
+      {"1 2", errc::invalid_json, 0},
+      {"1.", errc::invalid_json, 0},
+      {"-", errc::invalid_json, 0},
+  };
+  for (const auto& c : cases) {
+    const std::string load = std::string("[[") + c.token + ", 1]]";
+    // The token on the first line and, to exercise the last-line path, on the second.
+    for (const bool last : {false, true}) {
+      const std::string line = rec(1, load, "[[0, 1]]");
+      const std::string text = last ? rec(0, "[[0, 0]]", "[[0, 1]]") + "\n" + line
+                                    : line + "\n" + rec(0, "[[0, 0]]", "[[0, 1]]") + "\n";
+      auto r = aggregate_text(text);
+      INFO("token " << c.token << (last ? " (last line)" : "") << ": " << r.st.message());
+      CHECK(r.st.code() == c.code);
+      if (c.code == errc::ok) {
+        CHECK(r.sums == mat({{c.value, 1}}));
+      } else {
+        CHECK(contains(r.st.message(), last ? "t.jsonl:2:" : "t.jsonl:1:"));
+      }
+    }
+  }
+  // Whitespace anywhere JSON allows it.
+  auto spaced = aggregate_text(rec(1, "[ [ 5 ,\t6 ] , [7,8 ] ]", "[[0,1],[ 1 , 0 ]]") + "\n");
+  REQUIRE(spaced.st.ok());
+  CHECK(spaced.sums == mat({{5, 6}, {8, 7}}));
+}
+
 TEST_CASE("stats: unknown record types are skipped and counted", "[stats]") {
   const std::string other =
       R"({"record_type": "eplb_initial_mapping", "version": 1, "num_slots": 4, )"
       R"("initial_global_assignments": {"0": [0, 1, 2, 0]}})";
-  const std::string text = meta_line + "\n" + other + "\n" + rec_2250 + "\n" + other + "\n" +
-                           rec_2260 + "\n";
+  const std::string text =
+      meta_line + "\n" + other + "\n" + rec_2250 + "\n" + other + "\n" + rec_2260 + "\n";
   auto r = aggregate_text(text);
   REQUIRE(r.st.ok());
   CHECK(r.sums == mat({{138, 22, 45}, {25, 110, 50}}));
@@ -660,13 +749,12 @@ TEST_CASE("stats: unknown record types are skipped and counted", "[stats]") {
   CHECK_ERROR(read_text(meta_line + "\n" + R"({"record_type": "x", "a": [1, 2,]})" + "\n" +
                         rec_2250 + "\n"),
               errc::invalid_json, "t.jsonl:2:");
-  CHECK_ERROR(read_text(meta_line + "\n" + R"({"record_type": "x", "a": [tru]})" + "\n" +
-                        rec_2250 + "\n"),
-              errc::invalid_json, "t.jsonl:2:");
+  CHECK_ERROR(
+      read_text(meta_line + "\n" + R"({"record_type": "x", "a": [tru]})" + "\n" + rec_2250 + "\n"),
+      errc::invalid_json, "t.jsonl:2:");
 }
 
-TEST_CASE("stats: field order does not matter; unknown fields are checked and ignored",
-          "[stats]") {
+TEST_CASE("stats: field order does not matter; unknown fields are checked and ignored", "[stats]") {
   const std::string shuffled =
       R"({"p2l_map": [[0, 1, 2, 0], [0, 1, 2, 0]], "extra": {"nested": [1, "two", null, true]}, )"
       R"("expert_load": [[40, 10, 25, 30], [5, 60, 20, 5]], "step": 2250, )"
@@ -715,9 +803,9 @@ TEST_CASE("stats: records across read-chunk boundaries give identical results", 
   }
   // Errors read the same whatever the chunking.
   const std::string truncated = slurp(data_dir + "truncated.jsonl");
-  const std::string bad =
-      meta_line + "\n" + rec_2250 + "\n\n" + rec(1, "[[1, 2, 3, 4], [5, 6, 7.0, 8]]",
-                                                 "[[0, 1, 2, 0], [0, 1, 2, 0]]") + "\n" + rec_2260;
+  const std::string bad = meta_line + "\n" + rec_2250 + "\n\n" +
+                          rec(1, "[[1, 2, 3, 4], [5, 6, 7.0, 8]]", "[[0, 1, 2, 0], [0, 1, 2, 0]]") +
+                          "\n" + rec_2260;
   const std::string garbage = meta_line + "\n" + rec_2250 + "\n{\"a\": [1, 2}\n" + rec_2260 + "\n";
   for (const std::string* input : {&truncated, &bad, &garbage}) {
     const std::string expected = read_text(*input).message();
@@ -764,14 +852,22 @@ TEST_CASE("stats: random streams match a direct computation for any chunk and ba
       longest = std::max(longest, line.size());
       text += line;
       switch (rng() % 4) {
-        case 0: text += "\r\n"; break;
-        case 1: text += "\n\n"; break;
-        case 2: text += "\n \t \n"; break;
-        default: text += "\n"; break;
+        case 0:
+          text += "\r\n";
+          break;
+        case 1:
+          text += "\n\n";
+          break;
+        case 2:
+          text += "\n \t \n";
+          break;
+        default:
+          text += "\n";
+          break;
       }
     }
-    for (std::size_t chunk : {std::size_t{3}, std::size_t{97}, std::size_t{1000}, longest * 3,
-                              std::size_t{1} << 20}) {
+    for (std::size_t chunk :
+         {std::size_t{3}, std::size_t{97}, std::size_t{1000}, longest * 3, std::size_t{1} << 20}) {
       for (std::size_t batch : {longest, longest + 1, longest * 2 + 7, std::size_t{1} << 16}) {
         eplb::stats_read_options options;
         options.read_chunk_bytes = chunk;
@@ -785,6 +881,42 @@ TEST_CASE("stats: random streams match a direct computation for any chunk and ba
       }
     }
   }
+}
+
+TEST_CASE("stats: mutated streams fail (or pass) the same way whatever the chunking", "[stats]") {
+  const std::string base = meta_line + "\n" + rec_2250 + "\r\n\n" + rec_2260 + "\n" + rec_2250;
+  const char inserts[] = {',', ']', '[', '{', '}', '"',  '\n',
+                          ' ', '-', '1', '.', 'e', '\0', '\xff'};
+  std::mt19937 rng(7);
+  int failures = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::string text = base;
+    const std::size_t at = rng() % text.size();
+    switch (rng() % 3) {
+      case 0:
+        text.erase(at, 1);
+        break;
+      case 1:
+        text.insert(at, 1, inserts[rng() % sizeof(inserts)]);
+        break;
+      default:
+        text[at] = inserts[rng() % sizeof(inserts)];
+        break;
+    }
+    auto reference = aggregate_text(text);
+    if (!reference.st.ok()) ++failures;
+    for (std::size_t chunk : {1, 7, 64}) {
+      eplb::stats_read_options options;
+      options.read_chunk_bytes = chunk;
+      options.batch_bytes = 512;
+      auto r = aggregate_text(text, "t.jsonl", options);
+      INFO("round " << round << " chunk " << chunk << ": " << reference.st.message());
+      CHECK(r.st.message() == reference.st.message());
+      CHECK(r.st.code() == reference.st.code());
+      if (reference.st.ok() && r.st.ok()) CHECK(r.sums == reference.sums);
+    }
+  }
+  CHECK(failures > 100);  // most single-byte mutations break a record
 }
 
 TEST_CASE("stats: files and in-memory text read identically", "[stats]") {
