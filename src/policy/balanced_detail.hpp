@@ -65,6 +65,11 @@ class local_search {
   /// returns the number of duplicates left.
   int remove_duplicates(int budget);
 
+  /// Undoes changes against the previous placement while every rank stays <= target: a changed
+  /// slot takes back its previous expert (a re-split) or trades experts with another changed
+  /// slot (a swap), whenever that lowers moves() without a duplicate. Returns moves() after.
+  int revert_moves(double target, int max_passes);
+
   /// Returns the current max rank load (incrementally maintained).
   double max_load() const noexcept;
   /// Returns the number of slots that differ from the previous placement (0 without one).

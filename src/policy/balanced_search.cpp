@@ -384,6 +384,55 @@ int local_search::remove_duplicates(int budget) {
   return left;
 }
 
+int local_search::revert_moves(double target, int max_passes) {
+  if (prev_.empty()) return 0;
+  for (int pass = 0; pass < max_passes; ++pass) {
+    bool changed = false;
+    for (int p = 0; p < slots_; ++p) {
+      const int e = slot_[idx(p)], f = prev_[idx(p)];
+      if (e == f) continue;
+      const int r = rank_of_[idx(p)];
+      if (!allowed(f, r)) continue;
+      // A swap with a slot q elsewhere that holds f and is itself changed: p gets f back, q
+      // gets e (best: q wanted e).
+      int best_q = -1, best_delta = 0;
+      if (has(r, f) == 0) {
+        for (int q : slots_of_[idx(f)]) {
+          const int s = rank_of_[idx(q)];
+          if (s == r || has(s, e) != 0 || !allowed(e, s)) continue;
+          const int delta = change_cost(p, f) + change_cost(q, e);
+          if (delta >= best_delta) continue;
+          const double d = piece_[idx(e)] - piece_[idx(f)];
+          if (load_[idx(r)] - d > target || load_[idx(s)] + d > target) continue;
+          best_q = q;
+          best_delta = delta;
+        }
+      }
+      if (best_q >= 0) {
+        apply_swap(p, best_q);
+        changed = true;
+        continue;
+      }
+      // A re-split: p's replica of e becomes f again (e keeps at least one replica).
+      if (has(r, f) != 0 || cnt_[idx(e)] < 2) continue;
+      const double ie = w_[e] / (cnt_[idx(e)] - 1) - piece_[idx(e)];
+      const double nf = w_[f] / (cnt_[idx(f)] + 1);
+      const double df = piece_[idx(f)] - nf;
+      bool fits = load_[idx(r)] - piece_[idx(e)] + nf + (has(r, e) - 1) * ie <= target;
+      for (int q : slots_of_[idx(e)]) {
+        const int t = rank_of_[idx(q)];
+        if (!fits) break;
+        if (t != r) fits = load_[idx(t)] + has(t, e) * ie - has(t, f) * df <= target;
+      }
+      if (!fits) continue;
+      apply_convert(p, f);
+      changed = true;
+    }
+    if (!changed) break;
+  }
+  return moves_;
+}
+
 int local_search::improve(double target, int budget, int max_steps, bool resplit) {
   const int k = per_rank_;
   expert_max_.assign(idx(experts_), 0.0);

@@ -183,6 +183,10 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
   const int rpb = expert_node != nullptr && ranks_per_node > 0 ? ranks_per_node : v.ranks;
   const int aligned_moves = align_to_previous(v, scratch, previous, rpb, aligned.data());
   add(aligned.data(), aligned_moves);
+  // ... and with the changes the target does not need undone.
+  search.reset(v, aligned.data(), previous, expert_node, ranks_per_node);
+  search.revert_moves(std::max(target, options.back().o.max_load), 8);
+  add(search.slots().data(), search.moves());
 
   const bool unlimited = max_moves < 0;
   auto better = [&](const migration_outcome& a, const migration_outcome& b) {
