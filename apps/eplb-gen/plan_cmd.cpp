@@ -20,7 +20,9 @@ struct plan_flags {
   std::string steps;
   std::string output = "mapping.jsonl";
   std::string summary;
-  std::string policy = "deepseek";
+  std::string policy = "balanced";
+  std::string previous;
+  int max_moves = -1;
   std::string hierarchical = "auto";
   std::string device = "cpu";
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
@@ -44,6 +46,17 @@ void print_summary(const plan_outcome& o, bool per_layer) {
   fmt::print(stderr, "policy:   {} ({}){}\n", o.info.policy,
              o.info.hierarchical ? "hierarchical" : "global",
              o.info.note.empty() ? "" : "; " + o.info.note);
+  if (o.has_previous) {
+    int total = 0;
+    for (int m : o.info.moves_per_layer) total += m;
+    fmt::print(stderr, "previous: imbalance {:.4f}x; {} slot(s) change over {} layers\n",
+               o.previous_imbalance.overall, total, o.info.moves_per_layer.size());
+    if (per_layer) {
+      for (std::size_t l = 0; l < o.info.moves_per_layer.size(); ++l) {
+        fmt::print(stderr, "layer {:3}: {} move(s)\n", l, o.info.moves_per_layer[l]);
+      }
+    }
+  }
   if (per_layer) {
     fmt::print(stderr, "layer  before   after    gap to bound\n");
     for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
@@ -74,7 +87,13 @@ runner add_plan(CLI::App& app) {
                  "Redundant slots per layer (default: the stats' meta record, else 0)");
   app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
   app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
-  app.add_option("--policy", f->policy, "Placement policy: deepseek")->capture_default_str();
+  app.add_option("--policy", f->policy,
+                 "Placement policy: balanced (eplb-gen's own) or deepseek (vLLM's, exactly)")
+      ->capture_default_str();
+  app.add_option("--previous", f->previous,
+                 "Deployed vLLM mapping to plan from: change as few slots as possible");
+  app.add_option("--max-moves", f->max_moves,
+                 "With --previous: most slots per layer whose expert may change");
   app.add_option("--hierarchical", f->hierarchical, "Node grouping: auto|on|off")->capture_default_str();
   app.add_option("--device", f->device, "Aggregation device: cpu|cuda|auto")->capture_default_str();
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
@@ -110,6 +129,8 @@ runner add_plan(CLI::App& app) {
       return fail("--hierarchical: expected auto, on or off, got '" + f->hierarchical + "'");
     }
     req.policy.threads = f->threads;
+    req.previous = f->previous;
+    req.max_moves = f->max_moves;
 
     auto outcome = plan(req);
     if (!outcome) return fail(outcome.message());

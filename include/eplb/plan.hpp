@@ -22,6 +22,8 @@ struct plan_request {
   std::string device = "cpu";
   std::optional<int> ep, redundant, groups, nodes;
   policy_options policy;
+  std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
+  int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.
@@ -40,7 +42,10 @@ struct plan_outcome {
   plan_info info;
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
-  gap_report gap;  // the placement's distance to the lower bound on the optimal max rank load
+  gap_report gap;
+  bool has_previous = false;
+  imbalance_report previous_imbalance;  // the deployed mapping on the same loads
+  placement previous;  // the placement's distance to the lower bound on the optimal max rank load
 };
 
 /// Runs the whole pipeline; returns the first error (input, topology or policy) on failure.

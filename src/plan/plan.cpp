@@ -5,6 +5,7 @@
 #include <string>
 
 #include "eplb/aggregate.hpp"
+#include "eplb/loader.hpp"
 
 namespace eplb {
 
@@ -105,7 +106,27 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!topo) return topo.err();
   out.topo = *topo;
   const weight_matrix w = to_weights(out.loads);
-  auto placed = rebalance(w, out.topo, req.policy, &out.info);
+  policy_options popt = req.policy;
+  if (!req.previous.empty()) {
+    // The loader is the one parser of vLLM mapping files: the same rules as the serving side.
+    const loader::expected_topology expect{out.topo.num_layers, out.topo.num_experts,
+                                           out.topo.num_ranks, out.topo.num_redundant()};
+    auto prev = loader::load_mapping_file(req.previous, expect);
+    if (!prev.ok()) {
+      return make_error(errc::invalid_value, position{}, "--previous", prev.error.message);
+    }
+    out.previous.num_layers = out.topo.num_layers;
+    out.previous.num_slots = out.topo.num_slots;
+    out.previous.num_experts = out.topo.num_experts;
+    const std::vector<int> flat = prev.value.flat_physical_to_logical();
+    out.previous.physical_to_logical.assign(flat.begin(), flat.end());
+    out.has_previous = true;
+    popt.previous = &out.previous;
+    popt.max_moves = req.max_moves;
+  } else if (req.max_moves >= 0) {
+    return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
+  }
+  auto placed = rebalance(w, out.topo, popt, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
@@ -113,6 +134,7 @@ result<plan_outcome> plan(const plan_request& req) {
   }
   out.before = measure_imbalance(w, identity_placement(out.topo), out.topo);
   out.after = measure_imbalance(w, out.result, out.topo);
+  if (out.has_previous) out.previous_imbalance = measure_imbalance(w, out.previous, out.topo);
   // The bound that allows duplicates holds for every placement, so the gap is never negative.
   bound_options bopt;
   bopt.forbid_duplicates = false;
@@ -146,9 +168,18 @@ std::string summary_json(const plan_outcome& o) {
       o.topo.num_ranks, o.topo.slots_per_rank(), o.topo.num_nodes, o.topo.num_groups,
       json_string(o.sources.ep), json_string(o.sources.redundant), json_string(o.sources.groups),
       json_string(o.sources.nodes));
-  s += fmt::format("  \"policy\": {{\"name\": {}, \"hierarchical\": {}, \"note\": {}}},\n",
-                   json_string(o.info.policy), o.info.hierarchical ? "true" : "false",
-                   json_string(o.info.note));
+  s += fmt::format(
+      "  \"policy\": {{\"name\": {}, \"hierarchical\": {}, \"note\": {}, \"fallback_layers\": {}}},\n",
+      json_string(o.info.policy), o.info.hierarchical ? "true" : "false", json_string(o.info.note),
+      o.info.fallback_layers);
+  if (o.has_previous) {
+    std::vector<double> moves(o.info.moves_per_layer.begin(), o.info.moves_per_layer.end());
+    double total = 0;
+    for (double m : moves) total += m;
+    s += fmt::format(
+        "  \"migration\": {{\"previous_imbalance\": {}, \"total_moves\": {}, \"moves_per_layer\": {}}},\n",
+        json_number(o.previous_imbalance.overall), json_number(total), json_array(moves));
+  }
   auto block = [&](const char* name, const imbalance_report& r, bool last) {
     s += fmt::format(
         "  \"{}\": {{\n    \"imbalance\": {},\n    \"mean_layer_imbalance\": {},\n"
