@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Consumer test: install eplb, then build examples/serving as a standalone project that finds the
 # installed package with find_package(eplb) and links eplb::loader, and run it on a tiny mapping.
-# usage: run.sh SRC_DIR WORK_DIR CMAKE
+# usage: run.sh SRC_DIR WORK_DIR CMAKE [BUILD_DIR]
+# With BUILD_DIR (the tree ctest runs from, already built) the package is installed from it;
+# without, eplb is configured and built afresh first.
 set -euo pipefail
-if [[ $# -ne 3 ]]; then
-  echo "usage: $0 SRC_DIR WORK_DIR CMAKE" >&2
+if [[ $# -ne 3 && $# -ne 4 ]]; then
+  echo "usage: $0 SRC_DIR WORK_DIR CMAKE [BUILD_DIR]" >&2
   exit 2
 fi
 src=$1
 work=$2
 cmake=$3
+built=${4:-}
 
 [[ -n "$work" && "$work" != / ]] || { echo "bad WORK_DIR" >&2; exit 2; }
 rm -rf "$work"
@@ -28,12 +31,17 @@ step() {
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 
-# Debug: the fastest build; only the package layout matters here.
-step configure.log "$cmake" -S "$src" -B "$work/build" "${generator[@]}" \
-  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_INSTALL_PREFIX="$work/prefix" -DEPLB_BUILD_TESTS=OFF \
-  -DEPLB_BUILD_BENCH=OFF -DEPLB_BUILD_EXAMPLES=OFF
-step build.log "$cmake" --build "$work/build" -j2
-step install.log "$cmake" --install "$work/build"
+if [[ -n "$built" ]]; then
+  step install.log "$cmake" --install "$built" --prefix "$work/prefix"
+else
+  # Debug: the fastest build; only the package layout matters here.
+  step configure.log "$cmake" -S "$src" -B "$work/build" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_INSTALL_PREFIX="$work/prefix" -DEPLB_BUILD_TESTS=OFF \
+    -DEPLB_BUILD_BENCH=OFF -DEPLB_BUILD_EXAMPLES=OFF
+  step build.log "$cmake" --build "$work/build" -j2
+  step install.log "$cmake" --install "$work/build"
+fi
+test -f "$work/prefix/lib/cmake/eplb/eplbConfig.cmake" || test -f "$work/prefix/lib/x86_64-linux-gnu/cmake/eplb/eplbConfig.cmake" || test -n "$(find "$work/prefix" -name eplbConfig.cmake)"
 test -f "$work/prefix/include/eplb/loader.hpp"
 
 step example-configure.log "$cmake" -S "$src/examples/serving" -B "$work/example" \
