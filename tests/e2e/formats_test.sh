@@ -26,9 +26,10 @@ expect_fail() {  # what, stderr file, command...
 
 all=(mapping.jsonl sglang_expert_location.json trtllm_eplb.yaml ascend_expert_map.json placement.json)
 
-# 1. The vLLM example of vllm-offline-eplb.md section 5 (E=3, R=1, EP=2 from its meta record)
+# 1. The vLLM example of vllm-offline-eplb.md section 5 (E=3, R=1, EP=2 from its meta record;
+#    the DeepSeek policy, whose output the spec gives)
 #    into every format at once.
-if "$gen" --stats "$fx/vllm_example.jsonl" --redundant 1 --format vllm,sglang,trtllm \
+if "$gen" --stats "$fx/vllm_example.jsonl" --redundant 1 --policy deepseek --format vllm,sglang,trtllm \
     --format ascend,json --output-dir "$work/out" 2>"$work/plan.err"; then ok; else
   bad "plan into all formats"; cat "$work/plan.err" >&2; fi
 for f in "${all[@]}"; do [ -s "$work/out/$f" ] && ok || bad "missing output $f"; done
@@ -102,7 +103,7 @@ expect_contains "$work/r.err" "ascend output: layer 0 rank 0: logical expert 0" 
 
 # 6. The same load from other engines' stats gives the same vLLM mapping.
 for s in sglang_logical_count_3d.json matrix.csv; do
-  "$gen" --stats "$fx/$s" --ep 2 --redundant 1 -o "$work/from_$s.jsonl" -q 2>"$work/imp.err" ||
+  "$gen" --stats "$fx/$s" --ep 2 --redundant 1 --policy deepseek -o "$work/from_$s.jsonl" -q 2>"$work/imp.err" ||
     { bad "plan from $s"; cat "$work/imp.err" >&2; }
   cmp -s "$work/from_$s.jsonl" "$work/out/mapping.jsonl" && ok || bad "plan from $s differs"
 done
