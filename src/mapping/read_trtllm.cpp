@@ -67,8 +67,9 @@ class yaml_reader {
     while (!at_end()) {
       std::size_t i = pos_;
       while (i < s_.size() && s_[i] == ' ') ++i;
-      if (i < s_.size() && s_[i] == '\t')
+      if (i < s_.size() && s_[i] == '\t') {
         return fail(i, "", "tab in indentation (YAML forbids it)");
+      }
       const std::size_t e = line_end(pos_);
       if (i >= e || s_[i] == '#') {
         next_line();
