@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
+#include "outputs.hpp"
 
 namespace eplb::cli {
 
@@ -18,7 +19,8 @@ namespace {
 struct plan_flags {
   std::vector<std::string> stats;
   std::string steps;
-  std::string output = "mapping.jsonl";
+  std::string stats_format = "auto";
+  int skip_layers = 0;
   std::string summary;
   std::string policy = "balanced";
   std::string previous;
@@ -35,9 +37,16 @@ std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nu
 
 void print_summary(const plan_outcome& o, bool per_layer) {
   const topology& t = o.topo;
-  fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
-             o.read.files.size(), o.read.records_selected, o.read.records_seen, o.read.first_step,
-             o.read.last_step, o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+  if (o.imported) {
+    fmt::print(stderr, "stats:    {} file(s), {}, {} of {} steps used\n", o.imported->files.size(),
+               stats_format_name(o.imported->format), o.imported->steps_used,
+               o.imported->steps_total);
+  } else {
+    fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
+               o.read.files.size(), o.read.records_selected, o.read.records_seen,
+               o.read.first_step, o.read.last_step,
+               o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+  }
   fmt::print(stderr,
              "topology: {} layers x {} experts, {} slots ({} redundant), EP {} ({} slots/rank), "
              "{} node(s), {} group(s)\n",
@@ -78,9 +87,14 @@ void print_summary(const plan_outcome& o, bool per_layer) {
 
 runner add_plan(CLI::App& app) {
   auto f = std::make_shared<plan_flags>();
-  app.add_option("--stats", f->stats, "Stats JSONL file or glob (repeatable)")->take_all();
+  app.add_option("--stats", f->stats, "Stats file, directory or glob (repeatable)")->take_all();
+  app.add_option("--stats-format", f->stats_format,
+                 "Stats format: auto|vllm|sglang|trtllm|matrix (files of a non-vLLM format are "
+                 "summed)")->capture_default_str();
   app.add_option("--steps", f->steps, "Inclusive step range A:B (A: or :B open-ended)");
-  app.add_option("-o,--output", f->output, "Mapping file to write ('-' for stdout)")->capture_default_str();
+  app.add_option("--skip-layers", f->skip_layers,
+                 "SGLang and matrix stats: leading dense rows to drop");
+  const auto out = add_output_flags(app);
   app.add_option("--summary", f->summary, "Also write the run summary as JSON to this file");
   app.add_option("--ep", f->ep, "EP size (default: the stats' meta record)");
   app.add_option("--redundant", f->redundant,
@@ -99,13 +113,16 @@ runner add_plan(CLI::App& app) {
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
   app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
   app.add_flag("--per-layer", f->per_layer, "Print per-layer imbalance");
-  return [f, &app]() -> int {
+  return [f, out, &app]() -> int {
     if (f->stats.empty()) {
       fmt::print(stderr, "{}", app.help());
       return fail("--stats is required");
     }
+    if (auto paths = resolve_outputs(*out); !paths) return fail(paths.message());
     plan_request req;
     req.stats = f->stats;
+    req.stats_format = f->stats_format;
+    req.skip_layers = f->skip_layers;
     if (!f->steps.empty()) {
       auto r = parse_step_range(f->steps, "--steps");
       if (!r) return fail(r.message());
@@ -134,22 +151,15 @@ runner add_plan(CLI::App& app) {
 
     auto outcome = plan(req);
     if (!outcome) return fail(outcome.message());
-    auto text = to_vllm_mapping(outcome->result, outcome->topo);
-    if (!text) return fail(text.message());
-    if (f->output == "-") {
-      std::fwrite(text->data(), 1, text->size(), stdout);
-      std::fflush(stdout);
-    } else if (status s = write_file_atomic(f->output, *text); !s.ok()) {
+    // Render every output first: nothing is written when one of them cannot be.
+    std::vector<rendered_file> files;
+    if (status s = render_plan_outputs(*out, *outcome, f->summary, files); !s.ok()) {
       return fail(s.message());
     }
-    if (!f->summary.empty()) {
-      if (status s = write_file_atomic(f->summary, summary_json(*outcome)); !s.ok()) {
-        return fail(s.message());
-      }
-    }
+    if (status s = write_files(files); !s.ok()) return fail(s.message());
     if (!f->quiet) {
       print_summary(*outcome, f->per_layer);
-      if (f->output != "-") fmt::print(stderr, "wrote {}\n", f->output);
+      print_written(files);
     }
     return 0;
   };

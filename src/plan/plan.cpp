@@ -4,7 +4,6 @@
 
 #include <string>
 
-#include "eplb/aggregate.hpp"
 #include "eplb/loader.hpp"
 
 namespace eplb {
@@ -91,19 +90,13 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
 
 result<plan_outcome> plan(const plan_request& req) {
   plan_outcome out;
-  auto files = expand_stats_paths(req.stats);
-  if (!files) return files.err();
-  auto agg = make_aggregator(req.device);
-  if (!agg) return agg.err();
-  stats_read_options ropt;
-  ropt.steps = req.steps;
-  if (status s = read_vllm_stats(*files, ropt, **agg, &out.read); !s.ok()) return s.err();
-  auto loads = (*agg)->finish();
-  if (!loads) return loads.err();
-  out.aggregator = (*agg)->name();
-  out.loads = std::move(*loads);
-  auto topo = resolve_topology(req, out.read, &out.sources);
+  if (status s = read_stats(req, &out); !s.ok()) return s.err();
+  // TensorRT-LLM writes one stats file per rank: their count is the recording EP size.
+  plan_request sized = req;
+  if (!req.ep && out.imported && out.imported->num_ranks > 0) sized.ep = out.imported->num_ranks;
+  auto topo = resolve_topology(sized, out.read, &out.sources);
   if (!topo) return topo.err();
+  if (!req.ep && sized.ep) out.sources.ep = "rank files";
   out.topo = *topo;
   const weight_matrix w = to_weights(out.loads);
   policy_options popt = req.policy;
@@ -153,9 +146,10 @@ std::string summary_json(const plan_outcome& o) {
   }
   s += "],\n";
   s += fmt::format(
-      "    \"model\": {},\n    \"has_meta\": {},\n    \"records_seen\": {},\n"
+      "    \"format\": {},\n    \"model\": {},\n    \"has_meta\": {},\n    \"records_seen\": {},\n"
       "    \"records_used\": {},\n    \"first_step\": {},\n    \"last_step\": {},\n"
       "    \"aggregator\": {}\n  }},\n",
+      json_string(o.imported ? stats_format_name(o.imported->format) : "vllm_jsonl"),
       json_string(o.read.meta ? o.read.meta->model : ""), o.read.meta ? "true" : "false",
       o.read.records_seen, o.read.records_selected, o.read.first_step, o.read.last_step,
       json_string(o.aggregator));
