@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace eplb::detail {
@@ -100,8 +101,11 @@ class local_search {
     return has_[static_cast<std::size_t>(rank) * experts_ + expert];
   }
   int change_cost(int slot, int expert) const noexcept;
+  void scan_swaps_fast(int r, double limit, candidate& best);
   template <typename Budget, typename Offer>
-  void scan_pair(int r, int s, double limit, Budget&& within_budget, Offer&& offer);
+  void scan_swaps(int r, int s, double limit, Budget&& within_budget, Offer&& offer);
+  template <typename Budget, typename Offer>
+  void scan_repartitions(int r, int s, double limit, Budget&& within_budget, Offer&& offer);
   void apply(const candidate& c);
   static constexpr int max_repartition_k = 4;
   static const std::vector<unsigned>& repartition_masks(int k);
@@ -119,7 +123,10 @@ class local_search {
   std::vector<std::int32_t> slot_, prev_;
   std::vector<int> cnt_;
   std::vector<double> piece_, load_, expert_max_;
+  std::vector<double> slot_piece_;            // piece_ of each slot's expert
   std::vector<std::uint8_t> has_;             // [rank][expert] replica counts
+  std::vector<std::int32_t> old_slot_;        // the assignment has_ last described
+  int has_experts_ = -1, has_ranks_ = -1, has_per_rank_ = -1;
   std::vector<std::vector<int>> slots_of_;    // per expert: its slots
   std::vector<grow_info> multi_;              // experts with >= 2 replicas that may give one
   std::vector<int> list_pos_;                 // slot -> index in slots_of_[slot_[slot]]
@@ -154,6 +161,11 @@ class layer_planner {
 
  private:
   double construct(const layer_view& v, double target, std::int32_t* out);
+  void clear_has(int experts, int ranks);
+  void set_has(std::size_t i) {
+    has_[i] = 1;
+    has_set_.push_back(i);
+  }
   double recreate(const layer_view& v, double target, std::int32_t* out,
                   const std::vector<int>& insert);
   void ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max);
@@ -161,8 +173,10 @@ class layer_planner {
 
   planner_config config_;
   std::vector<int> order_, free_, cnt_, by_load_, merged_, fill_, ranks_of_, desc_;
-  std::vector<double> load_, emax_, cur_piece_, next_piece_;
+  std::vector<double> load_, cur_piece_, next_piece_;
   std::vector<std::uint8_t> has_;
+  std::vector<std::size_t> has_set_;  // entries of has_ set since the last clear
+  std::pair<int, int> has_dims_{-1, -1};
   std::vector<std::int32_t> cand_;
   std::vector<std::pair<double, int>> heap_;
   std::vector<int> exact_cnt_;
@@ -189,6 +203,11 @@ double plan_grouped(layer_planner& planner, const layer_view& v, int nodes,
 /// `out` and returns the number of slots that differ from `previous`.
 int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::int32_t* previous,
                       int ranks_per_block, std::int32_t* out);
+
+/// Reorders the slots inside every rank of `slots` so that each expert a rank held in
+/// `previous` and still holds keeps its previous slot; returns the slots that differ from
+/// `previous` (the fewest any order inside the ranks allows).
+int keep_slots(const layer_view& v, const std::int32_t* previous, std::int32_t* slots);
 
 /// What migrate_layer chose.
 struct migration_outcome {

@@ -93,6 +93,7 @@ void local_search::reset(const layer_view& v, const std::int32_t* slots,
   slots_ = v.slots();
   expert_node_ = expert_node;
   ranks_per_node_ = ranks_per_node > 0 ? ranks_per_node : ranks_;
+  old_slot_.swap(slot_);
   slot_.assign(slots, slots + slots_);
   if (previous != nullptr) {
     prev_.assign(previous, previous + slots_);
@@ -100,7 +101,17 @@ void local_search::reset(const layer_view& v, const std::int32_t* slots,
     prev_.clear();
   }
   cnt_.assign(idx(experts_), 0);
-  has_.assign(idx(ranks_) * idx(experts_), 0);
+  // Clearing only the entries the last assignment set is much cheaper than a full M x E fill.
+  if (has_experts_ == experts_ && has_ranks_ == ranks_ && has_per_rank_ == per_rank_) {
+    for (int p = 0; p < slots_; ++p) {
+      has_[idx(p / per_rank_) * idx(experts_) + idx(old_slot_[idx(p)])] = 0;
+    }
+  } else {
+    has_.assign(idx(ranks_) * idx(experts_), 0);
+    has_experts_ = experts_;
+    has_ranks_ = ranks_;
+    has_per_rank_ = per_rank_;
+  }
   if (slots_of_.size() < idx(experts_)) slots_of_.resize(idx(experts_));
   for (int e = 0; e < experts_; ++e) slots_of_[idx(e)].clear();
   list_pos_.assign(idx(slots_), 0);
@@ -118,7 +129,11 @@ void local_search::reset(const layer_view& v, const std::int32_t* slots,
     if (cnt_[idx(e)] > 0) piece_[idx(e)] = w_[e] / cnt_[idx(e)];
   }
   load_.assign(idx(ranks_), 0.0);
-  for (int p = 0; p < slots_; ++p) load_[idx(rank_of_[idx(p)])] += piece_[idx(slot_[idx(p)])];
+  slot_piece_.resize(idx(slots_));
+  for (int p = 0; p < slots_; ++p) {
+    slot_piece_[idx(p)] = piece_[idx(slot_[idx(p)])];
+    load_[idx(rank_of_[idx(p)])] += slot_piece_[idx(p)];
+  }
   moves_ = 0;
   if (!prev_.empty()) {
     for (int p = 0; p < slots_; ++p) moves_ += slot_[idx(p)] != prev_[idx(p)] ? 1 : 0;
@@ -184,6 +199,7 @@ void local_search::apply_swap(int p, int q) {
   list_pos_[idx(p)] = pos_q;
   slot_[idx(p)] = f;
   slot_[idx(q)] = e;
+  std::swap(slot_piece_[idx(p)], slot_piece_[idx(q)]);
 }
 
 void local_search::apply_convert(int p, int b) {
@@ -204,6 +220,8 @@ void local_search::apply_convert(int p, int b) {
   piece_[idx(a)] = new_a;
   piece_[idx(b)] = new_b;
   slot_[idx(p)] = b;
+  for (int q : slots_of_[idx(a)]) slot_piece_[idx(q)] = new_a;
+  for (int q : slots_of_[idx(b)]) slot_piece_[idx(q)] = new_b;
 }
 
 const std::vector<unsigned>& local_search::repartition_masks(int k) {
@@ -238,8 +256,31 @@ void local_search::for_each_repartition_swap(int r, int s, unsigned mask, F&& f)
   for (int j = 0; j < n_out; ++j) f(out_r[j], in_r[j]);
 }
 
+void local_search::scan_swaps_fast(int r, double limit, candidate& best) {
+  const int k = per_rank_;
+  const double L = load_[idx(r)];
+  const double* sp = slot_piece_.data();
+  const int* rank_of = rank_of_.data();
+  const double* load = load_.data();
+  for (int i = 0; i < k; ++i) {
+    const int p = r * k + i;
+    const int e = slot_[idx(p)];
+    const double pe = piece_[idx(e)];
+    for (int q = 0; q < slots_; ++q) {
+      const double d = pe - sp[q];
+      if (!(d > 0)) continue;
+      const int s = rank_of[q];
+      const double nm = std::max(L - d, load[s] + d);
+      if (nm >= limit || nm >= best.new_max || s == r) continue;
+      const int f = slot_[idx(q)];
+      if (has(s, e) != 0 || has(r, f) != 0 || !allowed(e, s) || !allowed(f, r)) continue;
+      best = candidate{0, p, q, -1, nm, 0};
+    }
+  }
+}
+
 template <typename Budget, typename Offer>
-void local_search::scan_pair(int r, int s, double limit, Budget&& within_budget, Offer&& offer) {
+void local_search::scan_swaps(int r, int s, double limit, Budget&& within_budget, Offer&& offer) {
   const int k = per_rank_;
   const double L = load_[idx(r)], ls = load_[idx(s)];
   if (ls >= limit) return;
@@ -266,7 +307,13 @@ void local_search::scan_pair(int r, int s, double limit, Budget&& within_budget,
       if (within_budget(c.delta_moves)) offer(c);
     }
   }
-  if (k < 4 || k > max_repartition_k) return;
+}
+
+template <typename Budget, typename Offer>
+void local_search::scan_repartitions(int r, int s, double limit, Budget&& within_budget,
+                                     Offer&& offer) {
+  const int k = per_rank_;
+  if (load_[idx(s)] >= limit || k < 4 || k > max_repartition_k) return;
   // Repartitions (k = 4): 2-for-2 exchanges, which single swaps cannot reach.
   int e[2 * max_repartition_k];
   double x[2 * max_repartition_k];
@@ -338,9 +385,11 @@ int local_search::balance_pairs(int max_sweeps) {
         const int s = r == a ? b : a;
         const double L = load_[idx(r)];
         candidate best;
-        scan_pair(r, s, L - min_gain * L, any, [&](const candidate& c) {
+        auto keep = [&](const candidate& c) {
           if (c.new_max < best.new_max) best = c;
-        });
+        };
+        scan_swaps(r, s, L - min_gain * L, any, keep);
+        scan_repartitions(r, s, L - min_gain * L, any, keep);
         if (best.kind < 0) continue;
         apply(best);
         ++applied;
@@ -451,8 +500,19 @@ int local_search::improve(double target, int budget, int max_steps, bool resplit
       if (better(c, best, target)) best = c;
     };
 
-    for (int s = 0; s < ranks_; ++s) {
-      if (s != r) scan_pair(r, s, limit, within_budget, offer);
+    if (prev_.empty()) {
+      // Without a previous placement only the lowest max counts: one flat pass over all slots
+      // per replica of r, validity checked only for a new best.
+      scan_swaps_fast(r, limit, best);
+    } else {
+      for (int s = 0; s < ranks_; ++s) {
+        if (s != r) scan_swaps(r, s, limit, within_budget, offer);
+      }
+    }
+    if (k >= 4 && k <= max_repartition_k) {
+      for (int s = 0; s < ranks_; ++s) {
+        if (s != r) scan_repartitions(r, s, limit, within_budget, offer);
+      }
     }
 
     if (resplit) {
@@ -549,6 +609,18 @@ int local_search::improve(double target, int budget, int max_steps, bool resplit
 // ---------------------------------------------------------------------------------------------
 // layer_planner
 
+void layer_planner::clear_has(int experts, int ranks) {
+  // Clear only what was set since the last clear: a full M x E fill costs more than a
+  // construction's other work.
+  if (has_dims_ == std::make_pair(experts, ranks)) {
+    for (std::size_t i : has_set_) has_[i] = 0;
+  } else {
+    has_.assign(idx(ranks) * idx(experts), 0);
+    has_dims_ = {experts, ranks};
+  }
+  has_set_.clear();
+}
+
 double layer_planner::construct(const layer_view& v, double target, std::int32_t* out) {
   std::fill(out, out + v.slots(), -1);
   return recreate(v, target, out, order_);
@@ -560,7 +632,7 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
   load_.assign(idx(M), 0.0);
   free_.assign(idx(M), 0);
   cnt_.assign(idx(E), 0);
-  has_.assign(idx(M) * idx(E), 0);
+  clear_has(E, M);
   ranks_of_.resize(idx(E) * idx(M));
   for (int p = 0; p < P; ++p) {
     const int e = out[p];
@@ -578,7 +650,7 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
       continue;
     }
     load_[idx(r)] += v.w[e] / cnt_[idx(e)];
-    has_[idx(r) * idx(E) + idx(e)] = 1;
+    set_has(idx(r) * idx(E) + idx(e));
   }
   // ranks_of_ lists each placed expert's ranks (no rank holds an expert twice here).
   std::fill(fill_.begin(), fill_.end(), 0);
@@ -605,7 +677,7 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
     --free_[idx(r)];
     ranks_of_[idx(e) * idx(M) + idx(cnt_[idx(e)])] = r;
     ++cnt_[idx(e)];
-    has_[idx(r) * idx(E) + idx(e)] = 1;
+    set_has(idx(r) * idx(E) + idx(e));
   };
   rebuild_by_load();
   const int n_insert = static_cast<int>(insert.size());
@@ -660,22 +732,13 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
   }
   // Free slots left: fill each (lightest rank first) with the extra replica that leaves the
   // lowest max rank load, then the lowest max among the ranks it touches.
-  // Per expert: its replica size, the size with one more replica, and the max load of its
-  // ranks (all of which shrink together); kept up to date for the experts a fill touches.
-  auto refresh_emax = [&](int e) {
-    const int* er = ranks_of_.data() + idx(e) * idx(M);
-    double m = 0;
-    for (int j = 0; j < cnt_[idx(e)]; ++j) m = std::max(m, load_[idx(er[j])]);
-    emax_[idx(e)] = m;
-  };
+  // Per expert: its replica size and the size with one more replica.
   if (free_total > 0) {
     cur_piece_.resize(idx(E));
     next_piece_.resize(idx(E));
-    emax_.resize(idx(E));
     for (int e = 0; e < E; ++e) {
       cur_piece_[idx(e)] = v.w[e] / cnt_[idx(e)];
       next_piece_[idx(e)] = v.w[e] / (cnt_[idx(e)] + 1);
-      refresh_emax(e);
     }
   }
   while (free_total > 0) {
@@ -691,32 +754,49 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
         }
       }
     }
+    // Only experts on the most loaded rank can lower the max; for the others the max stays
+    // (or r's new load exceeds it), so they compete on r's new load, then on relief.
+    const int t0 = top[0];
+    const double m1 = load_[idx(t0)];
     int best = -1;
-    double best_global = inf, best_local = inf;
+    double best_global = inf, best_local = inf, best_shrink = -inf;
     const std::uint8_t* has_r = has_.data() + idx(r) * idx(E);
+    const std::uint8_t* has_t0 = has_.data() + idx(t0) * idx(E);
     for (int e = 0; e < E; ++e) {
       if (has_r[e] != 0) continue;
       const double nb = next_piece_[idx(e)];
       const double shrink = cur_piece_[idx(e)] - nb;
-      const double local = std::max(load_[idx(r)] + nb, emax_[idx(e)] - shrink);
-      // The most loaded rank the move leaves alone: among the top three unless e covers them.
-      double global = local;
-      bool found = false;
-      for (int j = 0; j < 3 && !found; ++j) {
-        const int t = top[j];
-        if (t < 0 || t == r || has_[idx(t) * idx(E) + idx(e)] != 0) continue;
-        global = std::max(global, load_[idx(t)]);
-        found = true;
-      }
-      if (!found) {
-        for (int t = 0; t < M; ++t) {
-          if (t != r && has_[idx(t) * idx(E) + idx(e)] == 0) global = std::max(global, load_[idx(t)]);
+      const double local = load_[idx(r)] + nb;
+      double global;
+      if (t0 != r && has_t0[e] == 0) {
+        global = std::max(local, m1);
+      } else {
+        // e covers the max rank (or r is it): its ranks shrink; the max may move elsewhere.
+        global = local;
+        const int* er = ranks_of_.data() + idx(e) * idx(M);
+        for (int j = 0; j < cnt_[idx(e)]; ++j) {
+          global = std::max(global, load_[idx(er[j])] - shrink);
+        }
+        bool found = false;
+        for (int j = 0; j < 3 && !found; ++j) {
+          const int t = top[j];
+          if (t < 0 || t == r || has_[idx(t) * idx(E) + idx(e)] != 0) continue;
+          global = std::max(global, load_[idx(t)]);
+          found = true;
+        }
+        for (int t = 0; t < M && !found; ++t) {
+          if (t != r && has_[idx(t) * idx(E) + idx(e)] == 0) {
+            global = std::max(global, load_[idx(t)]);
+          }
         }
       }
-      if (global < best_global || (global == best_global && local < best_local)) {
+      if (global < best_global ||
+          (global == best_global &&
+           (local < best_local || (local == best_local && shrink > best_shrink)))) {
         best = e;
         best_global = global;
         best_local = local;
+        best_shrink = shrink;
       }
     }
     const int c = cnt_[idx(best)];
@@ -729,14 +809,6 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
     cur_piece_[idx(best)] = nb;
     next_piece_[idx(best)] = v.w[best] / (c + 2);
     --free_total;
-    // Loads changed on r and on best's ranks: refresh the experts they hold.
-    for (int j = 0; j <= c; ++j) {
-      const int t = ranks_of_[idx(best) * idx(M) + idx(j)];
-      for (int i = 0; i < k; ++i) {
-        const int f = out[idx(t) * idx(k) + idx(i)];
-        if (f >= 0) refresh_emax(f);
-      }
-    }
   }
   return *std::max_element(load_.begin(), load_.end());
 }
@@ -823,7 +895,7 @@ double layer_planner::dhondt_lpt(const layer_view& v, std::int32_t* out) {
   });
   load_.assign(idx(M), 0.0);
   fill_.assign(idx(M), 0);
-  has_.assign(idx(M) * idx(E), 0);
+  clear_has(E, M);
   for (const auto& [piece, e] : heap_) {
     int best = -1;
     for (int r = 0; r < M; ++r) {
@@ -840,7 +912,7 @@ double layer_planner::dhondt_lpt(const layer_view& v, std::int32_t* out) {
     out[idx(best) * idx(k) + idx(fill_[idx(best)])] = e;
     ++fill_[idx(best)];
     load_[idx(best)] += piece;
-    has_[idx(best) * idx(E) + idx(e)] = 1;
+    set_has(idx(best) * idx(E) + idx(e));
   }
   return *std::max_element(load_.begin(), load_.end());
 }

@@ -93,11 +93,10 @@ constexpr int hungarian_limit = 128;  // ranks per block up to which the matchin
 
 int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::int32_t* previous,
                       int ranks_per_block, std::int32_t* out) {
-  const int M = v.ranks, k = v.per_rank, E = v.experts, P = v.slots();
+  const int M = v.ranks, k = v.per_rank, E = v.experts;
   const int rpb = ranks_per_block > 0 && M % ranks_per_block == 0 ? ranks_per_block : M;
   std::vector<int> count(idx(E), 0);
   std::vector<int> cost(idx(rpb) * idx(rpb));
-  std::vector<char> kept(idx(k));
   for (int b0 = 0; b0 < M; b0 += rpb) {
     // cost[i][j]: slots of previous rank b0 + j that would change if it took plan rank b0 + i.
     for (int i = 0; i < rpb; ++i) {
@@ -118,31 +117,43 @@ int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::
     }
     const std::vector<int> match =
         rpb <= hungarian_limit ? min_cost_matching(cost, rpb) : greedy_matching(cost, rpb);
-    // Inside each matched pair: previous slots whose expert the new rank still holds keep it;
-    // the other experts fill the remaining slots in order.
     for (int i = 0; i < rpb; ++i) {
-      const std::int32_t* pr = plan + idx(b0 + i) * idx(k);
-      const std::int32_t* old = previous + idx(b0 + match[idx(i)]) * idx(k);
-      std::int32_t* dst = out + idx(b0 + match[idx(i)]) * idx(k);
-      for (int t = 0; t < k; ++t) ++count[idx(pr[t])];
-      for (int t = 0; t < k; ++t) {
-        kept[idx(t)] = count[idx(old[t])] > 0 ? 1 : 0;
-        if (kept[idx(t)] != 0) {
-          --count[idx(old[t])];
-          dst[t] = old[t];
-        }
-      }
-      int next = 0;
-      for (int t = 0; t < k; ++t) {
-        if (kept[idx(t)] != 0) continue;
-        while (count[idx(pr[next])] == 0) ++next;
-        dst[t] = pr[next];
-        --count[idx(pr[next])];
-      }
+      std::copy(plan + idx(b0 + i) * idx(k), plan + idx(b0 + i + 1) * idx(k),
+                out + idx(b0 + match[idx(i)]) * idx(k));
     }
   }
+  return keep_slots(v, previous, out);
+}
+
+int keep_slots(const layer_view& v, const std::int32_t* previous, std::int32_t* slots) {
+  const int k = v.per_rank;
+  std::vector<int> count(idx(v.experts), 0);
+  std::vector<std::int32_t> rank(idx(k));
+  std::vector<char> kept(idx(k));
   int moves = 0;
-  for (int p = 0; p < P; ++p) moves += out[p] != previous[p] ? 1 : 0;
+  for (int r = 0; r < v.ranks; ++r) {
+    // Previous slots whose expert the rank still holds keep it; the other experts fill the
+    // remaining slots in their current order.
+    std::int32_t* dst = slots + idx(r) * idx(k);
+    const std::int32_t* old = previous + idx(r) * idx(k);
+    std::copy(dst, dst + k, rank.begin());
+    for (int t = 0; t < k; ++t) ++count[idx(rank[idx(t)])];
+    for (int t = 0; t < k; ++t) {
+      kept[idx(t)] = count[idx(old[t])] > 0 ? 1 : 0;
+      if (kept[idx(t)] != 0) {
+        --count[idx(old[t])];
+        dst[t] = old[t];
+      }
+    }
+    int next = 0;
+    for (int t = 0; t < k; ++t) {
+      if (kept[idx(t)] != 0) continue;
+      while (count[idx(rank[idx(next)])] == 0) ++next;
+      dst[t] = rank[idx(next)];
+      --count[idx(rank[idx(next)])];
+      ++moves;
+    }
+  }
   return moves;
 }
 
@@ -158,12 +169,13 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
     migration_outcome o;
   };
   std::vector<option> options;
-  auto add = [&](const std::int32_t* s, int moves) {
+  auto add = [&](const std::int32_t* s, int /*moves*/) {
+    // Every candidate first keeps the previous slot of each expert that stays on its rank.
     option c;
     c.slots.assign(s, s + P);
-    c.o.moves = moves;
-    c.o.max_load = max_rank_load(v, s, cnt, load);
-    c.o.duplicates = count_duplicates(v, s);
+    c.o.moves = keep_slots(v, previous, c.slots.data());
+    c.o.max_load = max_rank_load(v, c.slots.data(), cnt, load);
+    c.o.duplicates = count_duplicates(v, c.slots.data());
     options.push_back(std::move(c));
   };
   // The previous placement itself: enough when it already meets the target.
