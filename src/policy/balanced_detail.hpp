@@ -53,7 +53,8 @@ class local_search {
   /// Applies moves until the max rank load is <= target, no move improves, `max_steps` steps
   /// were taken, or (budget >= 0) every improving move would make moves() exceed `budget`.
   /// With a previous placement, moves reaching the target are preferred, fewest changed slots
-  /// first. `resplit` false: swaps only. Returns the number of steps taken.
+  /// first. `resplit` false: swaps only (no re-splits, no 2-for-2 exchanges). Returns the
+  /// number of steps taken.
   int improve(double target, int budget, int max_steps, bool resplit = true);
 
   /// Rearranges every pair of ranks whose max the best swap (or, for k <= 4, repartition)
@@ -142,7 +143,8 @@ struct planner_config {
   int balance_rounds = 0;      // pair-balancing rounds, each followed by local search
   int balance_sweeps = 4;      // sweeps over all rank pairs per round
   int lns_iterations_small_k = 12;  // ruin-and-recreate iterations when k <= 4
-  int lns_iterations = 0;           // ruin-and-recreate iterations when k >= 5
+  int lns_iterations_mid_k = 4;     // ... when 5 <= k <= 8
+  int lns_iterations = 0;           // ... when k > 8 (whole ranks are too large to ruin)
   int lns_ranks = 3;                // random ranks ruined with the most loaded one
   int lns_steps = 16;               // local search steps a recreated candidate gets to win
   bool lns_quick_resplit = false;   // whether those steps may re-split replicas

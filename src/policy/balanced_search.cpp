@@ -509,7 +509,7 @@ int local_search::improve(double target, int budget, int max_steps, bool resplit
         if (s != r) scan_swaps(r, s, limit, within_budget, offer);
       }
     }
-    if (k >= 4 && k <= max_repartition_k) {
+    if (resplit && k >= 4 && k <= max_repartition_k) {
       for (int s = 0; s < ranks_; ++s) {
         if (s != r) scan_repartitions(r, s, limit, within_budget, offer);
       }
@@ -831,7 +831,9 @@ void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, d
   std::vector<int> cnt;
   std::vector<std::uint8_t> removed(idx(E));
   std::vector<int> insert;
-  const int iterations = k <= 4 ? config_.lns_iterations_small_k : config_.lns_iterations;
+  const int iterations = k <= 4   ? config_.lns_iterations_small_k
+                         : k <= 8 ? config_.lns_iterations_mid_k
+                                  : config_.lns_iterations;
   for (int it = 0; it < iterations; ++it) {
     max_rank_load(v, best, cnt, rank_load);
     int top = 0;
