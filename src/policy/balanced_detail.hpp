@@ -163,6 +163,14 @@ class layer_planner {
 
  private:
   double construct(const layer_view& v, double target, std::int32_t* out);
+  // Orders extra-replica candidates: smaller next replica, then fewer replicas, then index.
+  bool cheaper(int a, int b) const {
+    const double na = next_piece_[static_cast<std::size_t>(a)];
+    const double nb = next_piece_[static_cast<std::size_t>(b)];
+    if (na != nb) return na < nb;
+    const int ca = cnt_[static_cast<std::size_t>(a)], cb = cnt_[static_cast<std::size_t>(b)];
+    return ca != cb ? ca < cb : a < b;
+  }
   void clear_has(int experts, int ranks);
   void set_has(std::size_t i) {
     has_[i] = 1;
@@ -174,7 +182,7 @@ class layer_planner {
   double dhondt_lpt(const layer_view& v, std::int32_t* out);
 
   planner_config config_;
-  std::vector<int> order_, free_, cnt_, by_load_, merged_, fill_, ranks_of_, desc_;
+  std::vector<int> order_, free_, cnt_, by_load_, merged_, fill_, ranks_of_, fill_order_;
   std::vector<double> load_, cur_piece_, next_piece_;
   std::vector<std::uint8_t> has_;
   std::vector<std::size_t> has_set_;  // entries of has_ set since the last clear

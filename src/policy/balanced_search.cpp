@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <iterator>
 #include <limits>
+#include <numeric>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -732,7 +733,8 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
   }
   // Free slots left: fill each (lightest rank first) with the extra replica that leaves the
   // lowest max rank load, then the lowest max among the ranks it touches.
-  // Per expert: its replica size and the size with one more replica.
+  // Per expert: its replica size and the size with one more replica; the experts in order of
+  // that next size (then fewer replicas, then index): the cheapest extra replica first.
   if (free_total > 0) {
     cur_piece_.resize(idx(E));
     next_piece_.resize(idx(E));
@@ -740,63 +742,96 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
       cur_piece_[idx(e)] = v.w[e] / cnt_[idx(e)];
       next_piece_[idx(e)] = v.w[e] / (cnt_[idx(e)] + 1);
     }
+    fill_order_.resize(idx(E));
+    std::iota(fill_order_.begin(), fill_order_.end(), 0);
+    std::sort(fill_order_.begin(), fill_order_.end(), [&](int a, int b) { return cheaper(a, b); });
   }
   while (free_total > 0) {
+    // The lightest open rank r and the three most loaded ranks (first index on ties).
     int r = -1;
-    int top[3] = {-1, -1, -1};  // the three most loaded ranks
+    int top[3] = {-1, -1, -1};
+    double tv[3] = {-inf, -inf, -inf};
     for (int t = 0; t < M; ++t) {
-      if (free_[idx(t)] > 0 && (r < 0 || load_[idx(t)] < load_[idx(r)])) r = t;
-      for (int j = 0; j < 3; ++j) {
-        if (top[j] < 0 || load_[idx(t)] > load_[idx(top[j])]) {
-          for (int m = 2; m > j; --m) top[m] = top[m - 1];
-          top[j] = t;
-          break;
+      const double x = load_[idx(t)];
+      if (free_[idx(t)] > 0 && (r < 0 || x < load_[idx(r)])) r = t;
+      if (x <= tv[2]) continue;
+      if (x > tv[1]) {
+        top[2] = top[1];
+        tv[2] = tv[1];
+        if (x > tv[0]) {
+          top[1] = top[0];
+          tv[1] = tv[0];
+          top[0] = t;
+          tv[0] = x;
+        } else {
+          top[1] = t;
+          tv[1] = x;
         }
+      } else {
+        top[2] = t;
+        tv[2] = x;
       }
     }
-    // Only experts on the most loaded rank can lower the max; for the others the max stays
-    // (or r's new load exceeds it), so they compete on r's new load, then on relief.
     const int t0 = top[0];
     const double m1 = load_[idx(t0)];
-    int best = -1;
-    double best_global = inf, best_local = inf, best_shrink = -inf;
     const std::uint8_t* has_r = has_.data() + idx(r) * idx(E);
     const std::uint8_t* has_t0 = has_.data() + idx(t0) * idx(E);
-    for (int e = 0; e < E; ++e) {
-      if (has_r[e] != 0) continue;
-      const double nb = next_piece_[idx(e)];
-      const double shrink = cur_piece_[idx(e)] - nb;
-      const double local = load_[idx(r)] + nb;
-      double global;
-      if (t0 != r && has_t0[e] == 0) {
-        global = std::max(local, m1);
-      } else {
-        // e covers the max rank (or r is it): its ranks shrink; the max may move elsewhere.
-        global = local;
-        const int* er = ranks_of_.data() + idx(e) * idx(M);
-        for (int j = 0; j < cnt_[idx(e)]; ++j) {
-          global = std::max(global, load_[idx(er[j])] - shrink);
-        }
-        bool found = false;
-        for (int j = 0; j < 3 && !found; ++j) {
-          const int t = top[j];
-          if (t < 0 || t == r || has_[idx(t) * idx(E) + idx(e)] != 0) continue;
-          global = std::max(global, load_[idx(t)]);
-          found = true;
-        }
-        for (int t = 0; t < M && !found; ++t) {
-          if (t != r && has_[idx(t) * idx(E) + idx(e)] == 0) {
-            global = std::max(global, load_[idx(t)]);
-          }
-        }
-      }
+    int best = -1;
+    double best_global = inf, best_local = inf, best_shrink = -inf;
+    auto offer = [&](int e, double global, double local, double shrink) {
       if (global < best_global ||
           (global == best_global &&
-           (local < best_local || (local == best_local && shrink > best_shrink)))) {
+           (local < best_local ||
+            (local == best_local && (shrink > best_shrink || (shrink == best_shrink && e < best)))))) {
         best = e;
         best_global = global;
         best_local = local;
         best_shrink = shrink;
+      }
+    };
+    // An expert on the most loaded rank (or every expert, when r is that rank) shrinks it: the
+    // new max is over r, its ranks, and the ranks it leaves alone.
+    auto exact = [&](int e) {
+      const double nb = next_piece_[idx(e)];
+      const double shrink = cur_piece_[idx(e)] - nb;
+      const double local = load_[idx(r)] + nb;
+      double global = local;
+      const int* er = ranks_of_.data() + idx(e) * idx(M);
+      for (int j = 0; j < cnt_[idx(e)]; ++j) {
+        global = std::max(global, load_[idx(er[j])] - shrink);
+      }
+      // The most loaded rank it leaves alone: among the top three, else a full scan.
+      bool found = false;
+      for (int j = 0; j < 3 && !found; ++j) {
+        const int t = top[j];
+        if (t < 0 || t == r || has_[idx(t) * idx(E) + idx(e)] != 0) continue;
+        global = std::max(global, load_[idx(t)]);
+        found = true;
+      }
+      for (int t = 0; t < M && !found; ++t) {
+        if (t != r && has_[idx(t) * idx(E) + idx(e)] == 0) {
+          global = std::max(global, load_[idx(t)]);
+        }
+      }
+      offer(e, global, local, shrink);
+    };
+    if (t0 == r) {
+      for (int e = 0; e < E; ++e) {
+        if (has_r[e] == 0) exact(e);
+      }
+    } else {
+      for (int j = 0; j < k; ++j) {
+        const int e = out[idx(t0) * idx(k) + idx(j)];
+        if (e >= 0 && has_r[e] == 0) exact(e);
+      }
+      // Any other expert leaves the max at m1 (or raises it to r's new load): the cheapest
+      // extra replica wins among them.
+      for (int e : fill_order_) {
+        if (has_r[e] != 0 || has_t0[e] != 0) continue;
+        const double nb = next_piece_[idx(e)];
+        const double local = load_[idx(r)] + nb;
+        offer(e, std::max(local, m1), local, cur_piece_[idx(e)] - nb);
+        break;
       }
     }
     const int c = cnt_[idx(best)];
@@ -809,6 +844,12 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
     cur_piece_[idx(best)] = nb;
     next_piece_[idx(best)] = v.w[best] / (c + 2);
     --free_total;
+    // Its next replica is cheaper now: move it forward in the order.
+    auto pos = std::find(fill_order_.begin(), fill_order_.end(), best);
+    while (pos != fill_order_.begin() && cheaper(*pos, *(pos - 1))) {
+      std::iter_swap(pos, pos - 1);
+      --pos;
+    }
   }
   return *std::max_element(load_.begin(), load_.end());
 }
