@@ -26,7 +26,8 @@ struct policy_options {
   // Migration-aware planning (balanced only): the placement currently deployed; when set, the
   // plan changes as few slots per layer as it can for the same balance (see rebalance_balanced).
   const placement* previous = nullptr;
-  int max_moves = -1;  // with `previous`: most slots per layer whose expert may change; -1: no limit
+  // With `previous`: the most slots per layer whose expert may change; -1: no limit.
+  int max_moves = -1;
 };
 
 /// Parses "deepseek" or "balanced"; invalid_argument otherwise.
@@ -40,7 +41,7 @@ struct plan_info {
   std::string policy;         // "deepseek" or "balanced"
   bool hierarchical = false;  // whether node grouping was used
   std::string note;           // why (for example "num_groups % num_nodes != 0: global policy")
-  int fallback_layers = 0;    // balanced: layers where deepseek's placement was kept (it was better)
+  int fallback_layers = 0;    // balanced: layers that kept deepseek's (better) placement
   std::vector<int> moves_per_layer;  // with a previous placement: slots changed in each layer
 };
 

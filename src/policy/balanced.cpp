@@ -182,8 +182,8 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
       info->hierarchical = ds_info.hierarchical;
       info->fallback_layers = L;
       info->note = "slots per rank (" + str(k) + ") exceed the experts (" + str(E) +
-                   "): no placement without duplicate replicas; kept deepseek's (" +
-                   ds_info.note + ")";
+                   "): no placement without duplicate replicas; kept deepseek's (" + ds_info.note +
+                   ")";
       info->moves_per_layer.clear();
       if (options.previous != nullptr) {
         for (int l = 0; l < L; ++l) {
@@ -210,8 +210,7 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
         }
         return topology_error("--nodes", str(N) + " nodes x " + str(k) +
                                              " slots per rank need at least " + str(N * k) +
-                                             " experts for node grouping, the model has " +
-                                             str(E));
+                                             " experts for node grouping, the model has " + str(E));
       } else {
         want_global = false;
         want_grouped = true;
@@ -239,11 +238,12 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
   if (want_global) global.physical_to_logical.resize(size);
   if (want_grouped) grouped.physical_to_logical.resize(size);
   std::vector<double> ds_max(static_cast<std::size_t>(L)), global_max(ds_max), grouped_max(ds_max);
-  std::vector<char> global_fallback(static_cast<std::size_t>(L), 0), grouped_fallback(global_fallback);
+  std::vector<char> global_fallback(static_cast<std::size_t>(L), 0),
+      grouped_fallback(global_fallback);
   std::vector<int> grouped_nodes(want_grouped ? static_cast<std::size_t>(L) * E : 0);
 
-  int workers = options.threads > 0 ? options.threads
-                                     : static_cast<int>(std::thread::hardware_concurrency());
+  int workers =
+      options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   workers = std::clamp(workers, 1, std::max(1, L));
   struct worker_state {
     detail::layer_planner planner;
@@ -283,7 +283,8 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
       keep_better(row, m, grouped_max[ul], grouped_fallback[ul]);
     }
   });
-  if (!ok) return make_error(errc::internal, position{}, "balanced", "out of memory while planning");
+  if (!ok)
+    return make_error(errc::internal, position{}, "balanced", "out of memory while planning");
 
   // Choose the variant.
   bool use_grouped = want_grouped && !want_global;

@@ -57,11 +57,6 @@ class local_search {
   /// number of steps taken.
   int improve(double target, int budget, int max_steps, bool resplit = true);
 
-  /// Rearranges every pair of ranks whose max the best swap (or, for k <= 4, repartition)
-  /// lowers, sweeping until nothing changes or `max_sweeps` sweeps; returns the moves applied.
-  /// Only for planning from scratch (it ignores the previous placement and any budget).
-  int balance_pairs(int max_sweeps);
-
   /// Moves every second (third, ...) replica of an expert on a rank away by the swap that
   /// leaves the two ranks' max lowest, as long as moves() stays within `budget` (< 0: none);
   /// returns the number of duplicates left.
@@ -89,8 +84,8 @@ class local_search {
   };
   struct grow_info {
     int expert;
-    double ia;                  // growth of each remaining replica when one is taken away
-    double top1, top2;          // highest new loads of its ranks other than the max rank
+    double ia;          // growth of each remaining replica when one is taken away
+    double top1, top2;  // highest new loads of its ranks other than the max rank
     int top1_rank;
   };
   bool better(const candidate& a, const candidate& b, double target) const noexcept;
@@ -124,24 +119,22 @@ class local_search {
   std::vector<std::int32_t> slot_, prev_;
   std::vector<int> cnt_;
   std::vector<double> piece_, load_, expert_max_;
-  std::vector<double> slot_piece_;            // piece_ of each slot's expert
-  std::vector<std::uint8_t> has_;             // [rank][expert] replica counts
-  std::vector<std::int32_t> old_slot_;        // the assignment has_ last described
+  std::vector<double> slot_piece_;      // piece_ of each slot's expert
+  std::vector<std::uint8_t> has_;       // [rank][expert] replica counts
+  std::vector<std::int32_t> old_slot_;  // the assignment has_ last described
   int has_experts_ = -1, has_ranks_ = -1, has_per_rank_ = -1;
-  std::vector<std::vector<int>> slots_of_;    // per expert: its slots
-  std::vector<grow_info> multi_;              // experts with >= 2 replicas that may give one
-  std::vector<int> list_pos_;                 // slot -> index in slots_of_[slot_[slot]]
-  std::vector<int> rank_of_;                  // slot -> rank
+  std::vector<std::vector<int>> slots_of_;  // per expert: its slots
+  std::vector<grow_info> multi_;            // experts with >= 2 replicas that may give one
+  std::vector<int> list_pos_;               // slot -> index in slots_of_[slot_[slot]]
+  std::vector<int> rank_of_;                // slot -> rank
   int moves_ = 0;
 };
 
 /// Tuning of layer_planner; the defaults are what the policy uses.
 struct planner_config {
-  int probes = 8;              // construction targets tried by bisection
-  int search_starts = 1;       // best constructions refined by local search
-  int max_steps_per_slot = 8;  // local search step cap = this * P + 64
-  int balance_rounds = 0;      // pair-balancing rounds, each followed by local search
-  int balance_sweeps = 4;      // sweeps over all rank pairs per round
+  int probes = 8;                   // construction targets tried by bisection
+  int search_starts = 1;            // best constructions refined by local search
+  int max_steps_per_slot = 8;       // local search step cap = this * P + 64
   int lns_iterations_small_k = 12;  // ruin-and-recreate iterations when k <= 4
   int lns_iterations_mid_k = 4;     // ... when 5 <= k <= 8
   int lns_iterations = 0;           // ... when k > 8 (whole ranks are too large to ruin)
@@ -153,7 +146,10 @@ struct planner_config {
 /// Plans one layer from scratch: candidate placements from a target-driven greedy construction
 /// (experts by descending load, each split over the fewest least-loaded ranks that keep them
 /// under the target, free slots then filled with the replica that lowers the max most), the
-/// target bisected between the lower bound and the best max found, then local search.
+/// target bisected between the lower bound and the best max found, plus D'Hondt counts packed
+/// largest first; local search on the best; then ruin-and-recreate (remove every replica of the
+/// experts on the most loaded rank and a few random ranks, re-insert them with the construction's
+/// rule, keep the result if it is better). Deterministic: a fixed-seed generator, iteration caps.
 class layer_planner {
  public:
   explicit layer_planner(planner_config config = {}) : config_(config) {}

@@ -45,8 +45,7 @@ int count_duplicates(const layer_view& v, const std::int32_t* slots) {
   int dups = 0;
   std::vector<std::int32_t> rank(idx(v.per_rank));
   for (int r = 0; r < v.ranks; ++r) {
-    std::copy(slots + idx(r) * idx(v.per_rank), slots + idx(r + 1) * idx(v.per_rank),
-              rank.begin());
+    std::copy(slots + idx(r) * idx(v.per_rank), slots + idx(r + 1) * idx(v.per_rank), rank.begin());
     std::sort(rank.begin(), rank.end());
     for (int i = 1; i < v.per_rank; ++i) dups += rank[idx(i)] == rank[idx(i - 1)] ? 1 : 0;
   }
@@ -85,8 +84,7 @@ double simple_lower_bound(const layer_view& v) {
 // local_search
 
 void local_search::reset(const layer_view& v, const std::int32_t* slots,
-                         const std::int32_t* previous, const int* expert_node,
-                         int ranks_per_node) {
+                         const std::int32_t* previous, const int* expert_node, int ranks_per_node) {
   w_ = v.w;
   experts_ = v.experts;
   ranks_ = v.ranks;
@@ -371,35 +369,6 @@ void local_search::apply(const candidate& c) {
     for_each_repartition_swap(c.p, c.q, static_cast<unsigned>(c.b),
                               [&](int p, int q) { apply_swap(p, q); });
   }
-}
-
-int local_search::balance_pairs(int max_sweeps) {
-  // Sum-of-squares descent: every pair of ranks takes its best rearrangement when that lowers
-  // the pair's max. It spreads the slack of light ranks, which the max-only search cannot use.
-  auto any = [](int) { return true; };
-  int applied = 0;
-  for (int sweep = 0; sweep < max_sweeps; ++sweep) {
-    bool changed = false;
-    for (int a = 0; a < ranks_; ++a) {
-      for (int b = a + 1; b < ranks_; ++b) {
-        const int r = load_[idx(a)] >= load_[idx(b)] ? a : b;
-        const int s = r == a ? b : a;
-        const double L = load_[idx(r)];
-        candidate best;
-        auto keep = [&](const candidate& c) {
-          if (c.new_max < best.new_max) best = c;
-        };
-        scan_swaps(r, s, L - min_gain * L, any, keep);
-        scan_repartitions(r, s, L - min_gain * L, any, keep);
-        if (best.kind < 0) continue;
-        apply(best);
-        ++applied;
-        changed = true;
-      }
-    }
-    if (!changed) break;
-  }
-  return applied;
 }
 
 int local_search::remove_duplicates(int budget) {
@@ -782,7 +751,8 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
       if (global < best_global ||
           (global == best_global &&
            (local < best_local ||
-            (local == best_local && (shrink > best_shrink || (shrink == best_shrink && e < best)))))) {
+            (local == best_local &&
+             (shrink > best_shrink || (shrink == best_shrink && e < best)))))) {
         best = e;
         best_global = global;
         best_local = local;
@@ -964,9 +934,8 @@ double layer_planner::plan(const layer_view& v, std::int32_t* out) {
   const int E = v.experts, P = v.slots();
   order_.resize(idx(E));
   for (int e = 0; e < E; ++e) order_[idx(e)] = e;
-  std::sort(order_.begin(), order_.end(), [&](int a, int b) {
-    return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b);
-  });
+  std::sort(order_.begin(), order_.end(),
+            [&](int a, int b) { return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b); });
   const double lb = simple_lower_bound(v);
 
   // Candidates: (max load, assignment); keep the best `search_starts` distinct ones.
@@ -1005,10 +974,6 @@ double layer_planner::plan(const layer_view& v, std::int32_t* out) {
   for (const start& s : starts) {
     search_.reset(v, s.slots.data());
     search_.improve(0.0, -1, max_steps);
-    for (int round = 0; round < config_.balance_rounds; ++round) {
-      if (search_.balance_pairs(config_.balance_sweeps) == 0) break;
-      search_.improve(0.0, -1, max_steps);
-    }
     const double m = max_rank_load(v, search_.slots().data(), exact_cnt_, exact_load_);
     if (m < best) {
       best = m;

@@ -89,8 +89,7 @@ placement check_against_deepseek(const weight_matrix& w, const topology& t,
     INFO("layer " << l);
     CHECK(mine[static_cast<std::size_t>(l)] <= theirs[static_cast<std::size_t>(l)] * (1 + 1e-12));
     // A layer that kept deepseek's placement may hold its duplicates; any other may not.
-    const bool same_as_ds =
-        std::equal(ours.row(l), ours.row(l) + t.num_slots, ds.row(l));
+    const bool same_as_ds = std::equal(ours.row(l), ours.row(l) + t.num_slots, ds.row(l));
     if (!same_as_ds) CHECK(duplicates(ours, t, l) == 0);
     fallbacks += same_as_ds && duplicates(ds, t, l) > 0 ? 1 : 0;
   }
@@ -179,9 +178,10 @@ TEST_CASE("balanced: no duplicates and never worse than deepseek on random input
     int experts, slots, ranks, nodes, groups;
   };
   const std::vector<shape> shapes = {
-      {16, 16, 4, 1, 1},  {16, 24, 8, 1, 1},   {16, 32, 8, 2, 4},  {32, 48, 16, 2, 8},
-      {64, 96, 32, 4, 8}, {64, 72, 8, 1, 1},   {12, 24, 2, 1, 1},  {8, 64, 8, 1, 1},
-      {10, 12, 12, 1, 1}, {64, 128, 64, 8, 8}, {60, 66, 6, 3, 6},  {40, 50, 10, 5, 5},
+      {16, 16, 4, 1, 1},  {16, 24, 8, 1, 1},   {16, 32, 8, 2, 4}, {32, 48, 16, 2, 8},
+      {64, 96, 32, 4, 8}, {64, 72, 8, 1, 1},   {12, 24, 2, 1, 1}, {8, 64, 8, 1, 1},
+      {10, 12, 12, 1, 1}, {64, 128, 64, 8, 8}, {60, 66, 6, 3, 6}, {40, 50, 10, 5, 5},
+      {8, 8, 1, 1, 1},    {24, 32, 4, 4, 3},
   };
   unsigned seed = 1;
   for (const shape& s : shapes) {
@@ -275,8 +275,8 @@ TEST_CASE("balanced on real Qwen counts: within the quality targets, never worse
 
 TEST_CASE("balanced is deterministic across thread counts") {
   const weight_matrix w = random_weights(9, 64, 77);
-  for (const topology& t :
-       {topology{9, 64, 96, 32, 1, 1}, topology{9, 64, 128, 16, 4, 8}, topology{9, 64, 72, 8, 2, 1}}) {
+  for (const topology& t : {topology{9, 64, 96, 32, 1, 1}, topology{9, 64, 128, 16, 4, 8},
+                            topology{9, 64, 72, 8, 2, 1}}) {
     policy_options o;
     o.threads = 1;
     plan_info i1, i2, i4;
@@ -384,7 +384,8 @@ TEST_CASE("balanced edge cases: zero loads, one slot per rank, every expert on e
   const placement pb = run_balanced(one, big, {}, &info);
   CHECK(info.fallback_layers == 1);
   CHECK_THAT(info.note, Catch::Contains("duplicate"));
-  CHECK(pb.physical_to_logical == run_deepseek(one, big, hierarchical_mode::automatic).physical_to_logical);
+  CHECK(pb.physical_to_logical ==
+        run_deepseek(one, big, hierarchical_mode::automatic).physical_to_logical);
 }
 
 TEST_CASE("balanced rejects bad inputs with errors") {
