@@ -150,10 +150,8 @@ bool for_each_layer(int layers, int workers, Job&& job) {
   return !failed.load();
 }
 
-}  // namespace
-
-result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
-                                     const policy_options& options, plan_info* info) {
+result<placement> plan_balanced(const weight_matrix& weights, const topology& topo,
+                                const policy_options& options, plan_info* info) {
   const int E = topo.num_experts, P = topo.num_slots, M = topo.num_ranks;
   const int G = topo.num_groups, N = topo.num_nodes, L = topo.num_layers;
   if (G <= 0) return topology_error("--groups", "must be positive, got " + str(G));
@@ -353,6 +351,18 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
     info->moves_per_layer = std::move(moves);
   }
   return std::move(chosen);
+}
+
+}  // namespace
+
+result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
+                                     const policy_options& options, plan_info* info) {
+  try {
+    return plan_balanced(weights, topo, options, info);
+  } catch (const std::exception& e) {
+    // Only allocation can throw here; no exception leaves the library.
+    return make_error(errc::internal, position{}, "balanced", std::string("failed: ") + e.what());
+  }
 }
 
 }  // namespace eplb
