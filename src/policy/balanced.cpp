@@ -325,9 +325,9 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
       // Keep the layer's node grouping while migrating, unless it fell back to deepseek.
       const int* pinned =
           use_grouped && fell_back[ul] == 0 ? grouped_nodes.data() + ul * E : nullptr;
-      const auto outcome =
-          detail::migrate_layer(v, options.previous->row(l), chosen.row(l), target,
-                                options.max_moves, pinned, rpn, ws.search, migrated.row(l));
+      const auto outcome = detail::migrate_layer(v, options.previous->row(l), chosen.row(l), target,
+                                                 options.max_moves, pinned, rpn, ws.search,
+                                                 ws.planner, migrated.row(l));
       moves[ul] = outcome.moves;
     });
     if (!ok2) {

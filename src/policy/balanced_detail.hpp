@@ -157,6 +157,14 @@ class layer_planner {
   /// (max_rank_load of `out`). Requires 1 <= k <= E.
   double plan(const layer_view& v, std::int32_t* out);
 
+  /// Migration repair: from `start` (an assignment of layer `v`), repeatedly empties the most
+  /// loaded rank, the least loaded one and a random one, refills them with the construction's
+  /// rule and local search (moves counted against `previous`), keeping each result that lowers
+  /// the max within the move budget (< 0: none), until the max is <= target or `iterations`
+  /// tries. Writes the best assignment (slots kept where experts stay) to `out`.
+  void repair(const layer_view& v, const std::int32_t* previous, const std::int32_t* start,
+              double target, int budget, int iterations, std::int32_t* out);
+
  private:
   double construct(const layer_view& v, double target, std::int32_t* out);
   // Orders extra-replica candidates: smaller next replica, then fewer replicas, then index.
@@ -224,13 +232,14 @@ struct migration_outcome {
 
 /// Re-plans one layer starting from `previous`: applies the local search's improving moves
 /// (fewest changed slots first) until the max rank load is <= target, and compares that with
-/// `scratch` (a from-scratch plan, aligned to `previous`) and with `previous` itself. Without a
+/// `scratch` (a from-scratch plan, aligned to `previous`), with layer_planner::repair from the
+/// local search's result (unless experts are pinned to nodes) and with `previous` itself. Without a
 /// budget (max_moves < 0): a duplicate-free candidate reaching the target with the fewest moves,
 /// else the lowest max. With one: the same among candidates with at most max_moves moves.
 /// Writes P slots to `out`.
 migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previous,
                                 const std::int32_t* scratch, double target, int max_moves,
                                 const int* expert_node, int ranks_per_node, local_search& search,
-                                std::int32_t* out);
+                                layer_planner& planner, std::int32_t* out);
 
 }  // namespace eplb::detail

@@ -824,6 +824,57 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
   return *std::max_element(load_.begin(), load_.end());
 }
 
+void layer_planner::repair(const layer_view& v, const std::int32_t* previous,
+                           const std::int32_t* start, double target, int budget, int iterations,
+                           std::int32_t* out) {
+  const int E = v.experts, M = v.ranks, k = v.per_rank, P = v.slots();
+  order_.resize(idx(E));
+  std::iota(order_.begin(), order_.end(), 0);
+  std::sort(order_.begin(), order_.end(),
+            [&](int a, int b) { return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b); });
+  std::vector<std::int32_t> cur(start, start + P), cand(idx(P));
+  std::vector<int> cnt, insert;
+  std::vector<double> load;
+  keep_slots(v, previous, cur.data());
+  double cur_max = max_rank_load(v, cur.data(), cnt, load);
+  std::uint64_t rng = 0x2545F4914F6CDD1Dull;
+  for (int it = 0; it < iterations && cur_max > target; ++it) {
+    max_rank_load(v, cur.data(), cnt, load);
+    int hi = 0, lo = 0;
+    for (int r = 1; r < M; ++r) {
+      if (load[idx(r)] > load[idx(hi)]) hi = r;
+      if (load[idx(r)] < load[idx(lo)]) lo = r;
+    }
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    const int extra = static_cast<int>((rng >> 33) % static_cast<std::uint64_t>(M));
+    cand = cur;
+    for (int r : {hi, lo, extra}) {
+      std::fill(cand.begin() + idx(r) * idx(k), cand.begin() + idx(r + 1) * idx(k), -1);
+    }
+    // Experts left without a replica must come back; the other freed slots are fills.
+    std::fill(cnt.begin(), cnt.end(), 0);
+    for (int p = 0; p < P; ++p) {
+      if (cand[idx(p)] >= 0) ++cnt[idx(cand[idx(p)])];
+    }
+    insert.clear();
+    for (int e : order_) {
+      if (cnt[idx(e)] == 0) insert.push_back(e);
+    }
+    recreate(v, target, cand.data(), insert);
+    search_.reset(v, cand.data(), previous);
+    search_.improve(target, budget, config_.max_steps_per_slot * P + 64);
+    std::copy(search_.slots().begin(), search_.slots().end(), cand.begin());
+    const int moves = keep_slots(v, previous, cand.data());
+    if (budget >= 0 && moves > budget) continue;
+    const double m = max_rank_load(v, cand.data(), cnt, load);
+    if (m < cur_max * (1 - min_gain)) {
+      cur_max = m;
+      cur.swap(cand);
+    }
+  }
+  std::copy(cur.begin(), cur.end(), out);
+}
+
 void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max) {
   // Large-neighbourhood search: remove every replica of the experts on the most loaded rank
   // and on a few random ranks, re-insert them with the construction's rule under a target just

@@ -89,6 +89,9 @@ std::vector<int> greedy_matching(const std::vector<int>& cost, int n) {
 
 constexpr int hungarian_limit = 128;  // ranks per block up to which the matching is exact
 
+// Tries of layer_planner::repair when the local search from the previous placement stalls.
+constexpr int repair_iterations = 32;
+
 }  // namespace
 
 int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::int32_t* previous,
@@ -160,7 +163,7 @@ int keep_slots(const layer_view& v, const std::int32_t* previous, std::int32_t* 
 migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previous,
                                 const std::int32_t* scratch, double target, int max_moves,
                                 const int* expert_node, int ranks_per_node, local_search& search,
-                                std::int32_t* out) {
+                                layer_planner& planner, std::int32_t* out) {
   const int P = v.slots();
   std::vector<int> cnt;
   std::vector<double> load;
@@ -189,6 +192,16 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
   if (options[0].o.duplicates > 0) search.remove_duplicates(max_moves);
   search.improve(target, max_moves, 8 * P + 64);
   add(search.slots().data(), search.moves());
+  std::vector<std::int32_t> repaired(static_cast<std::size_t>(P));
+  if (expert_node == nullptr && options.back().o.max_load > target) {
+    // The local search stalled above the target: empty and refill a few ranks at a time.
+    planner.repair(v, previous, options.back().slots.data(), target, max_moves, repair_iterations,
+                   repaired.data());
+    add(repaired.data(), 0);
+    search.reset(v, repaired.data(), previous);
+    search.revert_moves(std::max(target, options.back().o.max_load), 8);
+    add(search.slots().data(), search.moves());
+  }
   // The from-scratch plan, aligned to the previous placement (ranks matched within nodes when
   // experts are pinned to nodes).
   std::vector<std::int32_t> aligned(static_cast<std::size_t>(P));
