@@ -181,9 +181,11 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
     c.o.duplicates = count_duplicates(v, c.slots.data());
     options.push_back(std::move(c));
   };
+  // Duplicates are acceptable only where the plan itself kept deepseek's placement with them.
+  const bool allow_duplicates = count_duplicates(v, scratch) > 0;
   // The previous placement itself: enough when it already meets the target.
   add(previous, 0);
-  if (options[0].o.duplicates == 0 && options[0].o.max_load <= target) {
+  if ((options[0].o.duplicates == 0 || allow_duplicates) && options[0].o.max_load <= target) {
     std::copy(previous, previous + P, out);
     return options[0].o;
   }
@@ -215,7 +217,9 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
 
   const bool unlimited = max_moves < 0;
   auto better = [&](const migration_outcome& a, const migration_outcome& b) {
-    if (unlimited && (a.duplicates == 0) != (b.duplicates == 0)) return a.duplicates == 0;
+    if (unlimited && !allow_duplicates && (a.duplicates == 0) != (b.duplicates == 0)) {
+      return a.duplicates == 0;
+    }
     const bool a_hit = a.max_load <= target, b_hit = b.max_load <= target;
     if (a_hit != b_hit) return a_hit;
     if (a_hit) {
