@@ -318,7 +318,7 @@ TEST_CASE("balanced node grouping: on keeps every expert on one node, off and au
   for (int l = 0; l < t.num_layers; ++l) CHECK(node_of_expert_unique(on, l));
 
   o.hierarchical = hierarchical_mode::off;
-  run_balanced(w, t, o, &info);
+  const placement off = run_balanced(w, t, o, &info);
   CHECK_FALSE(info.hierarchical);
 
   o.hierarchical = hierarchical_mode::automatic;
@@ -326,7 +326,31 @@ TEST_CASE("balanced node grouping: on keeps every expert on one node, off and au
   CHECK_THAT(info.note, Catch::Contains("node-grouped sum of max rank loads"));
   CHECK_THAT(info.note, Catch::Contains("vs global"));
   if (info.hierarchical) {
-    for (int l = 0; l < t.num_layers; ++l) CHECK(node_of_expert_unique(aut, l));
+    // Node-grouped, except layers where grouping lost to deepseek: those take the global plan.
+    for (int l = 0; l < t.num_layers; ++l) {
+      CHECK((node_of_expert_unique(aut, l) ||
+             std::equal(aut.row(l), aut.row(l) + t.num_slots, off.row(l))));
+    }
+  } else {
+    CHECK(aut.physical_to_logical == off.physical_to_logical);
+  }
+
+  // Forced grouping where deepseek has no node-grouped placement (1 group, 2 nodes): every
+  // layer is grouped, and the note says no layer was compared with deepseek.
+  const topology t1{4, 64, 96, 16, 2, 1};
+  const int spn1 = t1.num_slots / t1.num_nodes;
+  o.hierarchical = hierarchical_mode::on;
+  const placement on1 = run_balanced(w, t1, o, &info);
+  CHECK(info.hierarchical);
+  CHECK(info.fallback_layers == 0);
+  CHECK_THAT(info.note, Catch::Contains("not compared"));
+  for (int l = 0; l < t1.num_layers; ++l) {
+    std::vector<int> node(static_cast<std::size_t>(t1.num_experts), -1);
+    for (int s = 0; s < t1.num_slots; ++s) {
+      int& n = node[static_cast<std::size_t>(on1.at(l, s))];
+      CHECK((n < 0 || n == s / spn1));
+      n = s / spn1;
+    }
   }
 
   // One node: `on` is the global plan.
