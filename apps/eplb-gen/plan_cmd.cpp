@@ -45,15 +45,20 @@ void print_summary(const plan_outcome& o, bool per_layer) {
              o.info.hierarchical ? "hierarchical" : "global",
              o.info.note.empty() ? "" : "; " + o.info.note);
   if (per_layer) {
-    fmt::print(stderr, "layer  before   after\n");
+    fmt::print(stderr, "layer  before   after    gap to bound\n");
     for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
-      fmt::print(stderr, "{:5}  {:.4f}x  {:.4f}x\n", l, o.before.layer_ratio[l],
-                 o.after.layer_ratio[l]);
+      fmt::print(stderr, "{:5}  {:.4f}x  {:.4f}x  {:.2f}%\n", l, o.before.layer_ratio[l],
+                 o.after.layer_ratio[l], 100 * o.gap.layer_gap[l]);
     }
   }
   // Same lines and metric as vLLM's tools/eplb/generate_static_mapping.py, so figures compare.
   fmt::print(stderr, "Imbalance before: {:.4f}x\n", o.before.overall);
   fmt::print(stderr, "Imbalance after:  {:.4f}x\n", o.after.overall);
+  fmt::print(stderr,
+             "Gap to lower bound: {:.2f}% overall, {:.2f}% mean over layers, worst {:.2f}% (layer "
+             "{})\n",
+             100 * o.gap.overall_gap, 100 * o.gap.mean_gap, 100 * o.gap.worst_gap,
+             o.gap.worst_layer);
 }
 
 }  // namespace

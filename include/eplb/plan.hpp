@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "eplb/bounds.hpp"
 #include "eplb/error.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/policy.hpp"
@@ -39,6 +40,7 @@ struct plan_outcome {
   plan_info info;
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
+  gap_report gap;  // the placement's distance to the lower bound on the optimal max rank load
 };
 
 /// Runs the whole pipeline; returns the first error (input, topology or policy) on failure.

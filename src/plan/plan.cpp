@@ -113,6 +113,12 @@ result<plan_outcome> plan(const plan_request& req) {
   }
   out.before = measure_imbalance(w, identity_placement(out.topo), out.topo);
   out.after = measure_imbalance(w, out.result, out.topo);
+  // The bound that allows duplicates holds for every placement, so the gap is never negative.
+  bound_options bopt;
+  bopt.forbid_duplicates = false;
+  auto gap = measure_gap(w, out.result, out.topo, bopt);
+  if (!gap) return gap.err();
+  out.gap = std::move(*gap);
   return out;
 }
 
@@ -151,7 +157,12 @@ std::string summary_json(const plan_outcome& o) {
         json_array(r.layer_max), last ? "" : ",");
   };
   block("before", o.before, false);
-  block("after", o.after, true);
+  block("after", o.after, false);
+  s += fmt::format(
+      "  \"bound\": {{\n    \"mean_gap\": {},\n    \"worst_gap\": {},\n    \"worst_layer\": {},\n"
+      "    \"overall_gap\": {},\n    \"layer_gap\": {},\n    \"layer_bound\": {}\n  }}\n",
+      json_number(o.gap.mean_gap), json_number(o.gap.worst_gap), o.gap.worst_layer,
+      json_number(o.gap.overall_gap), json_array(o.gap.layer_gap), json_array(o.gap.layer_bound));
   s += "}\n";
   return s;
 }

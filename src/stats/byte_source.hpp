@@ -1,0 +1,59 @@
+#pragma once
+// Private: where the stats reader gets its bytes from, a file or an in-memory text, so that both
+// entry points share one parsing path and behave identically.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "eplb/error.hpp"
+
+namespace eplb::detail {
+
+/// A sequential source of bytes.
+class byte_source {
+ public:
+  virtual ~byte_source() = default;
+  /// Reads `n` bytes into `dst`, fewer only at the end of the input; io_error on failure.
+  virtual result<std::size_t> read(char* dst, std::size_t n) = 0;
+  /// Returns true when the input is known to have no more bytes (without reading).
+  virtual bool at_end() const noexcept = 0;
+  /// Returns the expected total size in bytes (0 when unknown), used to size the buffer.
+  virtual std::uint64_t size_hint() const noexcept = 0;
+};
+
+/// Reads an in-memory text; the text must outlive the source.
+class memory_source final : public byte_source {
+ public:
+  explicit memory_source(std::string_view text) noexcept : text_(text) {}
+  result<std::size_t> read(char* dst, std::size_t n) override;
+  std::uint64_t size_hint() const noexcept override { return text_.size(); }
+  bool at_end() const noexcept override { return pos_ == text_.size(); }
+
+ private:
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+/// Reads a file with plain read(2) calls (no stdio buffering on top of the reader's own buffer).
+class file_source final : public byte_source {
+ public:
+  file_source() = default;
+  file_source(const file_source&) = delete;
+  file_source& operator=(const file_source&) = delete;
+  ~file_source() override;
+  /// Opens the file; io_error naming it when it cannot be opened or is a directory.
+  status open(const std::string& path);
+  result<std::size_t> read(char* dst, std::size_t n) override;
+  std::uint64_t size_hint() const noexcept override { return size_; }
+  bool at_end() const noexcept override { return size_ > 0 && offset_ >= size_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;    // size of a regular file when opened, 0 otherwise
+  std::uint64_t offset_ = 0;  // bytes read so far
+};
+
+}  // namespace eplb::detail

@@ -1,0 +1,177 @@
+// Format detection by content and dispatch to the importers.
+#include <simdjson.h>
+
+#include <filesystem>
+
+#include "eplb/import.hpp"
+#include "stats/import_common.hpp"
+
+namespace eplb {
+
+namespace fs = std::filesystem;
+
+const char* stats_format_name(stats_format format) noexcept {
+  switch (format) {
+    case stats_format::vllm_jsonl:
+      return "vllm_jsonl";
+    case stats_format::sglang_json:
+      return "sglang_json";
+    case stats_format::trtllm_dir:
+      return "trtllm_dir";
+    case stats_format::matrix_json:
+      return "matrix_json";
+    case stats_format::matrix_csv:
+      return "matrix_csv";
+  }
+  return "unknown";
+}
+
+result<stats_format> parse_stats_format(const std::string& name) {
+  if (name == "vllm_jsonl" || name == "vllm" || name == "jsonl") return stats_format::vllm_jsonl;
+  if (name == "sglang_json" || name == "sglang") return stats_format::sglang_json;
+  if (name == "trtllm_dir" || name == "trtllm") return stats_format::trtllm_dir;
+  if (name == "matrix_json" || name == "lmdeploy" || name == "json") {
+    return stats_format::matrix_json;
+  }
+  if (name == "matrix_csv" || name == "csv") return stats_format::matrix_csv;
+  return make_error(errc::invalid_argument, position{}, "--stats-format",
+                    "unknown format \"" + name +
+                        "\"; expected vllm, sglang, trtllm, lmdeploy (matrix_json) or csv");
+}
+
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// Classifies a JSON object by its keys: vLLM record, SGLang stats, or something else (message).
+result<stats_format> classify_object(simdjson::dom::object obj, const std::string& path) {
+  const position whole{path, 1, 0};
+  std::string_view type;
+  if (!obj["record_type"].get_string().get(type)) {
+    if (type == "eplb_load_meta" || type == "eplb_load_stats") return stats_format::vllm_jsonl;
+    std::string what = "\"";
+    what.append(type);
+    what.append(
+        "\" is not a stats record (expected eplb_load_meta or eplb_load_stats; "
+        "eplb_initial_mapping is a mapping file, not stats)");
+    return make_error(errc::invalid_value, whole, "record_type", what);
+  }
+  if (obj["logical_count"].error() == simdjson::SUCCESS) return stats_format::sglang_json;
+  if (obj["physical_to_logical_map"].error() == simdjson::SUCCESS) {
+    return make_error(errc::invalid_value, whole, "physical_to_logical_map",
+                      "this is an SGLang mapping (--init-expert-location), not stats");
+  }
+  if (obj["initial_global_assignments"].error() == simdjson::SUCCESS ||
+      obj["layer_list"].error() == simdjson::SUCCESS) {
+    return make_error(errc::invalid_value, whole, "", "this is a mapping file, not stats");
+  }
+  return make_error(errc::invalid_value, whole, "",
+                    "a JSON object with neither \"record_type\" (vLLM JSONL) nor "
+                    "\"logical_count\" (SGLang)");
+}
+
+}  // namespace
+
+result<stats_format> detect_stats_format(const std::string& path) {
+  std::error_code ec;
+  const fs::path p(path);
+  const auto st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) {
+    return make_error(errc::io_error, position{path, 0, 0}, "", "no such file or directory");
+  }
+  if (fs::is_directory(st) || p.filename() == "meta_info.json" || ends_with(path, ".safetensors")) {
+    return stats_format::trtllm_dir;
+  }
+  if (ends_with(path, ".pt") || ends_with(path, ".pth")) {
+    return make_error(errc::invalid_value, position{path, 0, 0}, "",
+                      "torch archives cannot be read; save the tensor as JSON, e.g. "
+                      "{\"logical_count\": t.tolist()} for SGLang or t.tolist() for a matrix");
+  }
+  // A vLLM stats file can be gigabytes: look at its beginning only, unless a multi-line JSON
+  // object needs the whole text.
+  bool complete = false;
+  auto text = detail::read_file_prefix(path, std::size_t{8} << 20, complete);
+  if (!text.ok()) return text.err();
+  std::size_t i = 0;
+  if (text->compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
+  while (i < text->size() && is_space((*text)[i])) ++i;
+  if (i == text->size()) {
+    return make_error(errc::no_records, position{path, 0, 0}, "",
+                      complete ? "file is empty" : "the first 8 MiB are blank");
+  }
+  const char c = (*text)[i];
+  if (c == '[') return stats_format::matrix_json;
+  if (c == '{') {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    simdjson::dom::object obj;
+    // JSONL: the first line is a whole object.
+    std::size_t end = text->find('\n', i);
+    if (end == std::string::npos && complete) end = text->size();
+    if (end != std::string::npos && !parser.parse(text->data() + i, end - i).get(root) &&
+        !root.get_object().get(obj)) {
+      return classify_object(obj, path);
+    }
+    if (!complete) {
+      text = detail::read_whole_file(path);
+      if (!text.ok()) return text.err();
+    }
+    if (auto err = parser.parse(*text).get(root); err) {
+      return make_error(errc::invalid_json, position{path, 0, 0}, "",
+                        std::string("starts with '{' but is neither JSON lines nor one JSON "
+                                    "object: ") +
+                            simdjson::error_message(err));
+    }
+    if (root.get_object().get(obj)) {
+      return make_error(errc::invalid_json, position{path, 0, 0}, "", "not a JSON object");
+    }
+    return classify_object(obj, path);
+  }
+  if ((c >= '0' && c <= '9') || c == '-' || c == '"' || (c >= 'A' && c <= 'Z') ||
+      (c >= 'a' && c <= 'z') || c == '_') {
+    return stats_format::matrix_csv;
+  }
+  std::string what = "cannot tell the stats format from the first character '";
+  what.push_back(c);
+  what.push_back('\'');
+  return make_error(errc::invalid_value, position{path, 0, 0}, "", what);
+}
+
+result<imported_stats> import_matrix(const std::string& path, const import_options& options) {
+  auto text = detail::read_whole_file(path);
+  if (!text.ok()) return text.err();
+  std::size_t i = text->compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  while (i < text->size() && is_space((*text)[i])) ++i;
+  if (i < text->size() && (*text)[i] == '[') return import_matrix_json_text(*text, path, options);
+  return import_matrix_csv_text(*text, path, options);
+}
+
+result<imported_stats> import_stats_as(const std::string& path, stats_format format,
+                                       const import_options& options) {
+  switch (format) {
+    case stats_format::sglang_json:
+      return import_sglang(path, options);
+    case stats_format::trtllm_dir:
+      return import_trtllm(path, options);
+    case stats_format::matrix_json:
+    case stats_format::matrix_csv:
+      return import_matrix(path, options);
+    case stats_format::vllm_jsonl:
+      break;
+  }
+  return make_error(errc::invalid_argument, position{path, 0, 0}, "",
+                    "vLLM JSONL stats are read by the streaming vLLM reader, not the importers");
+}
+
+result<imported_stats> import_stats(const std::string& path, const import_options& options) {
+  auto format = detect_stats_format(path);
+  if (!format.ok()) return format.err();
+  return import_stats_as(path, *format, options);
+}
+
+}  // namespace eplb
