@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
+#include "progress.hpp"
 
 namespace eplb::cli {
 
@@ -111,8 +112,13 @@ runner add_plan(CLI::App& app) {
     }
     req.policy.threads = f->threads;
 
+    progress_bar bar(progress_bar::wanted(f->quiet));
+    req.progress = bar.callback();
     auto outcome = plan(req);
     if (!outcome) return fail(outcome.message());
+    if (!f->quiet && !outcome->aggregator_info.empty()) {
+      fmt::print(stderr, "device:   {}\n", outcome->aggregator_info);
+    }
     auto text = to_vllm_mapping(outcome->result, outcome->topo);
     if (!text) return fail(text.message());
     if (f->output == "-") {

@@ -2,6 +2,7 @@
 // The plan pipeline: stats files -> aggregation -> topology -> policy -> placement, with the
 // before/after figures. The CLI's main job is one call of `plan`.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +22,8 @@ struct plan_request {
   step_range steps;
   std::string device = "cpu";
   std::optional<int> ep, redundant, groups, nodes;
-  policy_options policy;
+  policy_options policy;  // policy.threads also sets the stats reader's parser threads
+  std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.
@@ -35,6 +37,7 @@ struct plan_outcome {
   topology_sources sources;
   stats_read_summary read;
   std::string aggregator;  // "cpu" or "cuda"
+  std::string aggregator_info;  // the aggregator's note (a CUDA fallback, auto's choice), or empty
   load_matrix loads;
   placement result;
   plan_info info;

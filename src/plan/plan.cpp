@@ -96,10 +96,13 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!agg) return agg.err();
   stats_read_options ropt;
   ropt.steps = req.steps;
+  ropt.threads = req.policy.threads;
+  ropt.progress = req.progress;
   if (status s = read_vllm_stats(*files, ropt, **agg, &out.read); !s.ok()) return s.err();
   auto loads = (*agg)->finish();
   if (!loads) return loads.err();
   out.aggregator = (*agg)->name();
+  out.aggregator_info = (*agg)->info();
   out.loads = std::move(*loads);
   auto topo = resolve_topology(req, out.read, &out.sources);
   if (!topo) return topo.err();
