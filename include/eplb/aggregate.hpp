@@ -62,11 +62,11 @@ struct replay_shape {
 };
 
 /// Replays per-step loads under M placements on the GPU. Layout (all row-major): `loads`
-/// [S][L][E] int64; `maps` [M][L][P] int32 in [0, E); `out` [M][S][L] double. out[m][s][l] = max over ranks r of sum over the slots p of r, in slot
-/// order, of loads[s][l][e] / replicas(e), e = maps[m][l][p], replicas(e) = slots of e in that
-/// layer of map m: the rank load of eplb::rank_loads (bit for bit) and its max. Returns
-/// invalid_argument for bad sizes or ids and when CUDA is not built or no device is usable,
-/// internal for a CUDA failure.
+/// [S][L][E] int64; `maps` [M][L][P] int32 in [0, E); `out` [M][S][L] double. out[m][s][l] = max
+/// over ranks r of sum over the slots p of r, in slot order, of loads[s][l][e] / replicas(e), e =
+/// maps[m][l][p], replicas(e) = slots of e in that layer of map m: the rank load of
+/// eplb::rank_loads (bit for bit) and its max. Returns invalid_argument for bad sizes or ids and
+/// when CUDA is not built or no device is usable, internal for a CUDA failure.
 status cuda_replay_max(const replay_shape& shape, const std::int64_t* loads,
                        const std::int32_t* maps, double* out);
 

@@ -163,10 +163,10 @@ class cuda_aggregator final : public aggregator {
     cuda_detail::fold_destroy(state_);
     state_ = nullptr;
     if (!ok || flags[0] != 0 || flags[1] != 0) {
-      return make_error(errc::internal, position{}, "device",
-                        cat("CUDA aggregation failed: ",
-                            ok ? std::string("the device flagged values the host had checked")
-                               : error_));
+      return make_error(
+          errc::internal, position{}, "device",
+          cat("CUDA aggregation failed: ",
+              ok ? std::string("the device flagged values the host had checked") : error_));
     }
     // The bound kept every sum below 2^63.
     for (std::size_t i = 0; i < sums.size(); ++i) {
@@ -257,8 +257,8 @@ status cuda_replay_max(const replay_shape& shape, const std::int64_t* loads,
   if (s.steps < 1 || s.layers < 1 || s.experts < 1 || s.slots < 1 || s.ranks < 1 ||
       s.mappings < 1) {
     return bad(cat("every size must be positive (steps ", s.steps, ", layers ", s.layers,
-                   ", experts ", s.experts, ", slots ", s.slots, ", ranks ", s.ranks,
-                   ", mappings ", s.mappings, ')'));
+                   ", experts ", s.experts, ", slots ", s.slots, ", ranks ", s.ranks, ", mappings ",
+                   s.mappings, ')'));
   }
   if (s.slots % s.ranks != 0) {
     return bad(cat("slots ", s.slots, " are not divisible by ranks ", s.ranks));

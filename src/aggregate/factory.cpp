@@ -14,9 +14,7 @@ namespace {
 
 using detail::cat;
 
-std::string mib(std::uint64_t bytes) {
-  return cat(bytes >> 20, " MiB");
-}
+std::string mib(std::uint64_t bytes) { return cat(bytes >> 20, " MiB"); }
 
 // Picks CPU or CUDA when the reader says how large the input is (before the first record).
 class auto_aggregator final : public aggregator {
@@ -71,12 +69,13 @@ class auto_aggregator final : public aggregator {
 result<std::unique_ptr<aggregator>> make_aggregator(const std::string& device,
                                                     const aggregator_options& options) {
   if (device == "cpu") return detail::make_cpu_aggregator("");
-  if (device == "auto") return std::unique_ptr<aggregator>(std::make_unique<auto_aggregator>(options));
+  if (device == "auto")
+    return std::unique_ptr<aggregator>(std::make_unique<auto_aggregator>(options));
   if (device == "cuda") {
     std::string why;
     if (auto cuda = detail::make_cuda_aggregator(options, why)) return cuda;
-    return detail::make_cpu_aggregator(cat("CUDA requested but not usable (", why,
-                                           "); aggregating on the CPU"));
+    return detail::make_cpu_aggregator(
+        cat("CUDA requested but not usable (", why, "); aggregating on the CPU"));
   }
   return make_error(errc::invalid_argument, position{}, "",
                     cat("unknown aggregation device '", device, "' (expected cpu, cuda or auto)"));

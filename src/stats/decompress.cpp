@@ -143,9 +143,7 @@ class gzip_source final : public byte_source {
     }
     return total;
   }
-  bool at_end() const noexcept override {
-    return done_ || (member_end_ && in_.exhausted());
-  }
+  bool at_end() const noexcept override { return done_ || (member_end_ && in_.exhausted()); }
   std::uint64_t size_hint() const noexcept override { return 0; }
   std::uint64_t consumed() const noexcept override { return in_.consumed(); }
 
@@ -211,7 +209,8 @@ class zstd_source final : public byte_source {
 };
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace

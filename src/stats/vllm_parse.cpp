@@ -95,19 +95,20 @@ chunk_parser::chunk_parser(const stats_read_options& options, std::uint32_t id)
     : options_(options), id_(id) {}
 
 error chunk_parser::fail(errc code, const std::string& field, const std::string& what) const {
-  return make_error(code, position{*region_->file, line_, byte_}, field, what);
+  // No position: the apply stage prefixes "file:line: " once the line's number is known.
+  return make_error(code, position{}, field, what);
 }
 
 error chunk_parser::json_fail(simdjson::error_code e) const {
   return fail(errc::invalid_json, "", cat("invalid JSON: ", simdjson::error_message(e)));
 }
 
-error chunk_parser::line_too_long(std::uint64_t line, std::size_t bytes) const {
+error chunk_parser::line_too_long(std::size_t bytes) const {
   std::string what = "line ";
   if (bytes > 0) what += cat("of ", bytes, " bytes ");
   what +=
       cat("is longer than the batch size of ", options_.batch_bytes, " bytes (raise batch_bytes)");
-  return make_error(errc::limit_exceeded, position{*region_->file, line, 0}, "", what);
+  return make_error(errc::limit_exceeded, position{}, "", what);
 }
 
 void chunk_parser::add_error(error e) {
@@ -120,8 +121,7 @@ void chunk_parser::add_error(error e) {
   out_->entries.push_back(entry);
 }
 
-std::optional<error> chunk_parser::line_json_error(const line_info& line,
-                                                   bool last_in_file) const {
+std::optional<error> chunk_parser::line_json_error(const line_info& line, bool last_in_file) const {
   const char* data = region_->data;
   std::string_view text(data + line.content, line.end - line.content);
   const auto e = validate_json_text(text);
@@ -135,7 +135,7 @@ std::optional<error> chunk_parser::line_json_error(const line_info& line,
                       "writer interrupted?): ",
                       simdjson::error_message(e))
                 : cat("invalid JSON: ", simdjson::error_message(e));
-  return make_error(errc::invalid_json, position{*region_->file, line_, byte_}, "", what);
+  return make_error(errc::invalid_json, position{}, "", what);
 }
 
 void chunk_parser::parse(const region_text& region, parsed_chunk& out) {
@@ -145,12 +145,13 @@ void chunk_parser::parse(const region_text& region, parsed_chunk& out) {
   const char* data = region.data;
   const std::size_t len = region.len;
   const std::size_t batch = options_.batch_bytes;
-  std::uint64_t number = region.first_line;
+  std::uint64_t number = 1;  // relative to the region
   std::size_t pos = 0;
   while (pos < len) {
     const void* nl = std::memchr(data + pos, '\n', len - pos);
     const std::size_t end =
         nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : len;
+    if (nl != nullptr) ++out.lines;
     const line_info line{number, pos, pos, end};
     ++number;
     pos = end + 1;
@@ -159,7 +160,7 @@ void chunk_parser::parse(const region_text& region, parsed_chunk& out) {
     line_ = line.number;
     byte_ = region.file_offset + line.start;
     if (line_bytes > batch) {
-      add_error(line_too_long(line.number, line_bytes));
+      add_error(line_too_long(line_bytes));
       return;
     }
     std::size_t content = line.start;
@@ -232,8 +233,8 @@ bool chunk_parser::fast_line(const char* p, const char* end) {
       has_type = true;
       const char* value = p + 1;
       p = scan_plain_string(value);
-      if (p == nullptr || !key_is(value, static_cast<std::size_t>(p - 1 - value),
-                                  "eplb_load_stats")) {
+      if (p == nullptr ||
+          !key_is(value, static_cast<std::size_t>(p - 1 - value), "eplb_load_stats")) {
         return false;
       }
     } else if (key_is(key, key_len, "step")) {
@@ -271,9 +272,7 @@ bool chunk_parser::fast_line(const char* p, const char* end) {
   return p == end && has_type;
 }
 
-void chunk_parser::new_p2l_generation() {
-  ++p2l_gen_;
-}
+void chunk_parser::new_p2l_generation() { ++p2l_gen_; }
 
 void chunk_parser::finish_stats() {
   if (auto st = check_fields(); !st) {
@@ -346,8 +345,8 @@ void chunk_parser::slow_line(const line_info& line, bool last_in_file) {
   // The region is followed by SIMDJSON_PADDING readable bytes.
   const std::size_t room = region_->len - line.content + simdjson::SIMDJSON_PADDING;
   ondemand::document doc;
-  if (auto e = parser_->iterate(region_->data + line.content, line.end - line.content, room)
-                   .get(doc)) {
+  if (auto e =
+          parser_->iterate(region_->data + line.content, line.end - line.content, room).get(doc)) {
     add_error(json_fail(e));
     return;
   }
@@ -537,7 +536,7 @@ status chunk_parser::process_meta(ondemand::object& object) {
   record_fields f;
   stats_meta& meta = meta_scratch_;
   meta = stats_meta{};
-  meta.where = position{*region_->file, line_, byte_};
+  meta.where = position{};  // set by the apply stage
   auto field_error = [&]() -> status {
     for (auto field_result : object) {
       ondemand::field field;
@@ -645,8 +644,8 @@ status chunk_parser::process_stats(ondemand::object& object) {
       p2l_text_.clear();
       new_p2l_generation();
       std::int64_t max = -1;
-      if (!scan_int_matrix<std::int32_t, true>(v.raw_json_token().data(), p2l_values_, 0,
-                                               p2l_rows_, p2l_cols_, [&max](std::int64_t x) {
+      if (!scan_int_matrix<std::int32_t, true>(v.raw_json_token().data(), p2l_values_, 0, p2l_rows_,
+                                               p2l_cols_, [&max](std::int64_t x) {
                                                  if (x < 0 || x > INT32_MAX) return false;
                                                  max = std::max(max, x);
                                                  return true;

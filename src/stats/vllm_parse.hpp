@@ -44,14 +44,14 @@ enum class entry_kind : std::uint8_t { stats, meta, other, error };
 // One non-blank line of a region, as the parse stage left it.
 struct parsed_entry {
   entry_kind kind = entry_kind::error;
-  std::uint64_t line = 0;  // 1-based line number in the file
-  std::uint64_t byte = 0;  // file offset of the line's first byte
-  record_fields f;         // stats: the checked fields
-  std::size_t loads_at = 0;     // stats: offset of expert_load in parsed_chunk::loads
-  std::size_t p2l_at = 0;       // stats: offset of p2l_map in parsed_chunk::p2l
-  std::uint64_t p2l_id = 0;     // stats: equal ids mean equal p2l_map values
-  std::uint32_t meta = 0;       // meta: index in parsed_chunk::metas
-  std::int32_t error = -1;      // error, or a meta's field error: index in parsed_chunk::errors
+  std::uint64_t line = 0;    // 1-based line number in the region (the apply stage adds the base)
+  std::uint64_t byte = 0;    // file offset of the line's first byte
+  record_fields f;           // stats: the checked fields
+  std::size_t loads_at = 0;  // stats: offset of expert_load in parsed_chunk::loads
+  std::size_t p2l_at = 0;    // stats: offset of p2l_map in parsed_chunk::p2l
+  std::uint64_t p2l_id = 0;  // stats: equal ids mean equal p2l_map values
+  std::uint32_t meta = 0;    // meta: index in parsed_chunk::metas
+  std::int32_t error = -1;   // error, or a meta's field error: index in parsed_chunk::errors
 };
 
 // What the parse stage produced for one region; cleared without freeing between regions.
@@ -60,7 +60,8 @@ struct parsed_chunk {
   std::vector<std::int64_t> loads;
   std::vector<std::int32_t> p2l;
   std::vector<stats_meta> metas;
-  std::vector<error> errors;
+  std::vector<error> errors;  // messages without "file:line: ", which the apply stage adds
+  std::uint64_t lines = 0;    // '\n' bytes in the region (as far as it was parsed)
   std::uint64_t p2l_gen = 0;  // the parser's p2l generation copied last into `p2l`, 0 = none
   std::size_t p2l_last_at = 0;
   std::size_t loads_used = 0;
@@ -70,6 +71,7 @@ struct parsed_chunk {
   void clear() {
     entries.clear();
     errors.clear();
+    lines = 0;
     p2l_gen = 0;
     p2l_last_at = 0;
     loads_used = 0;
@@ -78,14 +80,13 @@ struct parsed_chunk {
   }
 };
 
-// A region: complete lines of one file, starting at a line boundary.
+// A region: complete lines of one file, starting at a line boundary. Lines are numbered from 1
+// within the region: the parse stage does not need to know how many lines came before.
 struct region_text {
   const char* data = nullptr;  // followed by at least 16 readable bytes, see chunk_parser::parse
   std::size_t len = 0;
-  std::uint64_t first_line = 1;    // number of the region's first line
-  std::uint64_t file_offset = 0;   // offset of data[0] in the file
-  bool final = false;              // the last region of the file
-  const std::string* file = nullptr;
+  std::uint64_t file_offset = 0;  // offset of data[0] in the file
+  bool final = false;             // the last region of the file
 };
 
 class chunk_parser {
@@ -114,7 +115,7 @@ class chunk_parser {
   void add_error(error e);
   error fail(errc code, const std::string& field, const std::string& what) const;
   error json_fail(simdjson::error_code e) const;
-  error line_too_long(std::uint64_t line, std::size_t bytes) const;
+  error line_too_long(std::size_t bytes) const;
   std::optional<error> line_json_error(const line_info& line, bool last_in_file) const;
 
   // The On-Demand path.
@@ -135,8 +136,7 @@ class chunk_parser {
   const region_text* region_ = nullptr;
   parsed_chunk* out_ = nullptr;
   std::vector<line_info> lines_;
-  position where_;  // file, line and byte of the current line (set only when building errors)
-  std::uint64_t line_ = 0, byte_ = 0;
+  std::uint64_t line_ = 0, byte_ = 0;  // the current line: number in the region, file offset
   record_fields fields_;
   entry_kind kind_ = entry_kind::other;
   stats_meta meta_scratch_;

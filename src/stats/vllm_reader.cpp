@@ -48,20 +48,6 @@ constexpr std::size_t tail_bytes = 16 + simdjson::SIMDJSON_PADDING;
 
 std::string where_str(const position& p) { return cat(p.file, ':', p.line); }
 
-// Counts the '\n' bytes of a text; memchr skips the long lines of real traces fast.
-std::uint64_t count_lines(const char* data, std::size_t len) {
-  std::uint64_t n = 0;
-  const char* p = data;
-  const char* end = data + len;
-  while (p < end) {
-    const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
-    if (nl == nullptr) break;
-    ++n;
-    p = static_cast<const char*>(nl) + 1;
-  }
-  return n;
-}
-
 // One unit of work from the read stage to the apply stage.
 struct work_item {
   enum class type { region, file_begin, file_end, failure };
@@ -73,7 +59,8 @@ struct work_item {
   parsed_chunk parsed;
   std::size_t file = 0;  // file_begin, file_end: index of the input
   error failure;
-  bool parsed_ready = false;  // guarded by the pipeline's mutex when threads run
+  bool failure_at_next_line = false;  // the failure's message still needs "file:line: "
+  bool parsed_ready = false;          // guarded by the pipeline's mutex when threads run
 };
 
 // One input: a file path, or an in-memory text standing for a file.
@@ -119,9 +106,10 @@ class producer {
  private:
   enum class phase { open, read, end };
 
-  void fail(work_item& item, error e) {
+  void fail(work_item& item, error e, bool at_next_line = false) {
     item.kind = work_item::type::failure;
     item.failure = std::move(e);
+    item.failure_at_next_line = at_next_line;
     done_ = true;
   }
 
@@ -140,15 +128,15 @@ class producer {
     if (!source) return fail(item, source.err());
     source_ = std::move(*source);
     carry_len_ = 0;
-    next_line_ = 1;
     file_offset_ = 0;
     item.kind = work_item::type::file_begin;
     item.file = file_;
     phase_ = phase::read;
   }
 
-  error line_too_long(std::uint64_t line) const {
-    return make_error(errc::limit_exceeded, position{inputs_[file_].name, line, 0}, "",
+  // The line that starts after the regions so far; the apply stage knows its number.
+  error line_too_long() const {
+    return make_error(errc::limit_exceeded, position{}, "",
                       cat("line is longer than the batch size of ", options_.batch_bytes,
                           " bytes (raise batch_bytes)"));
   }
@@ -187,7 +175,7 @@ class producer {
     while (true) {
       if (len == item.cap) {
         // A full buffer without a newline: grow it up to the size one line may have.
-        if (item.cap >= max_cap) return fail(item, line_too_long(next_line_));
+        if (item.cap >= max_cap) return fail(item, line_too_long(), true);
         reserve(item, std::min(max_cap, item.cap * 2), len, max_cap);
         buf = item.buf.get();
       }
@@ -209,7 +197,9 @@ class producer {
         break;
       }
       // Everything in the buffer is one unfinished line (its CR may already be there).
-      if (len - (buf[len - 1] == '\r' ? 1 : 0) > batch) return fail(item, line_too_long(next_line_));
+      if (len - (buf[len - 1] == '\r' ? 1 : 0) > batch) {
+        return fail(item, line_too_long(), true);
+      }
     }
     // The region is the last of the file when only whitespace follows it and the source is done.
     bool last_region = eof;
@@ -219,8 +209,7 @@ class producer {
     // Every line must end in '\n' or '\0' for the scanners, which also load up to 8 bytes past a
     // line's end: zero the bytes after the data (only the file's last line can lack its newline).
     std::memset(buf + len, 0, tail_bytes);  // all of it, so no scanner reads undefined bytes
-    item.region = region_text{buf, region, next_line_, file_offset_, last_region,
-                              &inputs_[file_].name};
+    item.region = region_text{buf, region, file_offset_, last_region};
     // Carry the partial line over.
     carry_len_ = len - region;
     if (carry_cap_ < carry_len_) {
@@ -228,7 +217,6 @@ class producer {
       carry_cap_ = carry_len_;
     }
     std::memcpy(carry_.get(), buf + region, carry_len_);
-    next_line_ += count_lines(buf, region);
     file_offset_ += region;
     if (eof) phase_ = phase::end;
   }
@@ -242,7 +230,7 @@ class producer {
   std::uint64_t size_hint_ = 0;
   std::unique_ptr<char[]> carry_;
   std::size_t carry_cap_ = 0, carry_len_ = 0;
-  std::uint64_t next_line_ = 1, file_offset_ = 0;
+  std::uint64_t file_offset_ = 0;
   std::uint64_t consumed_before_ = 0, text_bytes_ = 0;
 };
 
@@ -264,6 +252,7 @@ class stats_reader {
         }
         return status::success();
       case work_item::type::failure:
+        if (item.failure_at_next_line) return with_line(item.failure, line_base_ + 1);
         return item.failure;
       case work_item::type::region:
         break;
@@ -271,12 +260,12 @@ class stats_reader {
     summary_.bytes += item.bytes_read;
     const parsed_chunk& chunk = item.parsed;
     for (const parsed_entry& e : chunk.entries) {
-      record_.where.line = e.line;
+      record_.where.line = line_base_ + e.line;
       record_.where.byte = e.byte;
       status st;
       switch (e.kind) {
         case entry_kind::error:
-          return chunk.errors[static_cast<std::size_t>(e.error)];
+          return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
         case entry_kind::meta:
           st = apply_meta(e, chunk);
           break;
@@ -289,6 +278,7 @@ class stats_reader {
       }
       if (!st) return st;
     }
+    line_base_ += chunk.lines;
     return status::success();
   }
 
@@ -313,12 +303,18 @@ class stats_reader {
     meta_.reset();
     file_stats_ = 0;
     file_has_selected_ = false;
+    line_base_ = 0;
     record_.where = position{name, 0, 0};
     summary_.files.push_back(name);
   }
 
   error fail(errc code, const std::string& field, const std::string& what) const {
     return make_error(code, record_.where, field, what);
+  }
+
+  // A parse-stage error (its message has no position yet) at a line of the current file.
+  error with_line(const error& e, std::uint64_t line) const {
+    return error{e.code, cat(record_.where.file, ':', line, ": ", e.message)};
   }
 
   status apply_meta(const parsed_entry& e, const parsed_chunk& chunk) {
@@ -331,8 +327,10 @@ class stats_reader {
       return fail(errc::bad_sequence, "",
                   "eplb_load_meta must precede all eplb_load_stats records");
     }
-    if (e.error >= 0) return chunk.errors[static_cast<std::size_t>(e.error)];
+    if (e.error >= 0)
+      return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
     meta_ = chunk.metas[e.meta];
+    meta_->where = record_.where;
     if (!summary_.meta) summary_.meta = meta_;
     return status::success();
   }
@@ -366,6 +364,7 @@ class stats_reader {
   std::optional<stats_meta> meta_;
   std::uint64_t file_stats_ = 0;
   bool file_has_selected_ = false;
+  std::uint64_t line_base_ = 0;  // lines of the file before the current region
 
   // Across files: the shape fixed by the first selected record.
   bool have_shape_ = false;
@@ -419,7 +418,8 @@ status stats_reader::check_selected(const record_fields& f, const std::int32_t* 
     }
     if (record_experts > meta_experts) {
       const std::size_t n = f.p2l_rows * f.p2l_cols;
-      const auto* it = std::find_if(p2l, p2l + n, [&](std::int32_t v) { return v >= meta_experts; });
+      const auto* it =
+          std::find_if(p2l, p2l + n, [&](std::int32_t v) { return v >= meta_experts; });
       const std::size_t at = static_cast<std::size_t>(it - p2l);
       return fail(errc::out_of_range, "p2l_map",
                   cat("layer ", at / f.p2l_cols, ", slot ", at % f.p2l_cols, ": logical expert id ",

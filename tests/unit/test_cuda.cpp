@@ -18,13 +18,15 @@ namespace {
 using eplb::errc;
 
 // The CPU reference of cuda_replay_max, written from its documented definition.
-std::vector<double> replay_reference(const eplb::replay_shape& s, const std::vector<std::int64_t>& loads,
+std::vector<double> replay_reference(const eplb::replay_shape& s,
+                                     const std::vector<std::int64_t>& loads,
                                      const std::vector<std::int32_t>& maps) {
   std::vector<double> out(static_cast<std::size_t>(s.mappings) * s.steps * s.layers);
   const int per_rank = s.slots / s.ranks;
   for (int m = 0; m < s.mappings; ++m) {
     for (int l = 0; l < s.layers; ++l) {
-      const std::int32_t* map = maps.data() + (static_cast<std::size_t>(m) * s.layers + l) * s.slots;
+      const std::int32_t* map =
+          maps.data() + (static_cast<std::size_t>(m) * s.layers + l) * s.slots;
       std::vector<int> replicas(static_cast<std::size_t>(s.experts), 0);
       for (int p = 0; p < s.slots; ++p) ++replicas[static_cast<std::size_t>(map[p])];
       for (int step = 0; step < s.steps; ++step) {
@@ -61,7 +63,8 @@ replay_case make_replay_case(int steps, int layers, int experts, int redundant, 
   c.maps.resize(static_cast<std::size_t>(mappings) * layers * c.shape.slots);
   for (int m = 0; m < mappings; ++m) {
     for (int l = 0; l < layers; ++l) {
-      std::int32_t* row = c.maps.data() + (static_cast<std::size_t>(m) * layers + l) * c.shape.slots;
+      std::int32_t* row =
+          c.maps.data() + (static_cast<std::size_t>(m) * layers + l) * c.shape.slots;
       for (int p = 0; p < c.shape.slots; ++p) {
         row[p] = p < experts ? p : static_cast<std::int32_t>(rng() % experts);
       }
@@ -134,7 +137,8 @@ TEST_CASE("cuda: the replay reference is eplb::rank_loads' max", "[cuda]") {
     p.num_layers = c.shape.layers;
     p.num_slots = c.shape.slots;
     p.num_experts = c.shape.experts;
-    const auto first = c.maps.begin() + static_cast<std::ptrdiff_t>(m) * c.shape.layers * c.shape.slots;
+    const auto first =
+        c.maps.begin() + static_cast<std::ptrdiff_t>(m) * c.shape.layers * c.shape.slots;
     p.physical_to_logical.assign(first, first + c.shape.layers * c.shape.slots);
     eplb::topology t{c.shape.layers, c.shape.experts, c.shape.slots, c.shape.ranks, 1, 1};
     eplb::weight_matrix w(c.shape.layers, c.shape.experts);
@@ -170,9 +174,9 @@ TEST_CASE("cuda: replay arguments are checked before any device work", "[cuda]")
 
 TEST_CASE("cuda: replay on the GPU equals the CPU reference", "[cuda]") {
   if (skip_without_cuda()) return;
-  for (const auto& c : {make_replay_case(300, 5, 16, 8, 6, 3, 3),
-                        make_replay_case(1000, 58, 256, 32, 32, 2, 4),
-                        make_replay_case(7, 94, 128, 32, 16, 1, 5)}) {
+  for (const auto& c :
+       {make_replay_case(300, 5, 16, 8, 6, 3, 3), make_replay_case(1000, 58, 256, 32, 32, 2, 4),
+        make_replay_case(7, 94, 128, 32, 16, 1, 5)}) {
     std::vector<double> out(static_cast<std::size_t>(c.shape.mappings) * c.shape.steps *
                             c.shape.layers);
     const auto st = eplb::cuda_replay_max(c.shape, c.loads.data(), c.maps.data(), out.data());

@@ -34,9 +34,9 @@ struct trace_options {
   int layers = 3, experts = 6, redundant = 2, records = 40;
   bool crlf = false;
   bool meta = true;
-  int remap_every = 7;        // a new p2l_map every N records
-  bool big_numbers = false;   // some loads beyond 8 digits (the scanner's slow path)
-  bool compact = false;       // "1,2" instead of "1, 2"
+  int remap_every = 7;       // a new p2l_map every N records
+  bool big_numbers = false;  // some loads beyond 8 digits (the scanner's slow path)
+  bool compact = false;      // "1,2" instead of "1, 2"
   std::uint64_t seed = 1;
 };
 
@@ -50,8 +50,8 @@ trace make_trace(const trace_options& o) {
   if (o.meta) {
     t.text += std::string(R"({"record_type": "eplb_load_meta", "version": 1, "model": "t/moe-ü", )"
                           R"("num_ranks": 2, "num_groups": 1, "num_nodes": 1, "num_layers": )") +
-              std::to_string(o.layers) +
-              R"(, "num_redundant_experts": )" + std::to_string(o.redundant) + "}" + eol;
+              std::to_string(o.layers) + R"(, "num_redundant_experts": )" +
+              std::to_string(o.redundant) + "}" + eol;
   }
   std::vector<int> p2l(static_cast<std::size_t>(o.layers * slots));
   auto remap = [&]() {
@@ -62,7 +62,8 @@ trace make_trace(const trace_options& o) {
                           : static_cast<int>(rng() % o.experts);
       }
       // Every expert once: rotate the first E slots.
-      for (int p = 0; p < o.experts; ++p) p2l[static_cast<std::size_t>(l * slots + p)] = (p + l) % o.experts;
+      for (int p = 0; p < o.experts; ++p)
+        p2l[static_cast<std::size_t>(l * slots + p)] = (p + l) % o.experts;
     }
   };
   remap();
@@ -87,7 +88,8 @@ trace make_trace(const trace_options& o) {
       std::int64_t rank_total = 0;
       for (int p = 0; p < slots; ++p) {
         std::int64_t v = static_cast<std::int64_t>(rng() % 5000);
-        if (o.big_numbers && rng() % 7 == 0) v = 123456789012LL + static_cast<std::int64_t>(rng() % 1000);
+        if (o.big_numbers && rng() % 7 == 0)
+          v = 123456789012LL + static_cast<std::int64_t>(rng() % 1000);
         if (rng() % 11 == 0) v = 0;
         const int e = p2l[static_cast<std::size_t>(l * slots + p)];
         t.sums(l, e) += v;
@@ -105,9 +107,8 @@ trace make_trace(const trace_options& o) {
     std::string line = std::string(R"({"record_type": "eplb_load_stats", "version": 1, )"
                                    R"("model": "t/moe-ü", "step": )") +
                        std::to_string(2250 + i) + R"(, "next_rearrange": -3, "num_ranks": 2, )" +
-                       R"("num_layers": )" + std::to_string(o.layers) +
-                       R"(, "tokens": )" + tokens + R"(, "expert_load": )" + load +
-                       R"(, "p2l_map": )" + map + "}";
+                       R"("num_layers": )" + std::to_string(o.layers) + R"(, "tokens": )" + tokens +
+                       R"(, "expert_load": )" + load + R"(, "p2l_map": )" + map + "}";
     t.longest_line = std::max(t.longest_line, line.size());
     t.text += line + eol;
     ++t.records;
@@ -204,14 +205,13 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("scale: chunk boundaries inside records and records longer than the chunk",
-          "[scale]") {
+TEST_CASE("scale: chunk boundaries inside records and records longer than the chunk", "[scale]") {
   trace_options o;
   o.records = 30;
   const trace t = make_trace(o);
-  for (std::size_t chunk : {std::size_t{1}, std::size_t{13}, std::size_t{100}, t.longest_line - 1,
-                            t.longest_line, t.longest_line + 1, std::size_t{4096},
-                            std::size_t{1} << 20}) {
+  for (std::size_t chunk :
+       {std::size_t{1}, std::size_t{13}, std::size_t{100}, t.longest_line - 1, t.longest_line,
+        t.longest_line + 1, std::size_t{4096}, std::size_t{1} << 20}) {
     for (int threads : {1, 2, 3}) {
       INFO("chunk " << chunk << " threads " << threads);
       const outcome r = read_text(t.text, opts(chunk, threads));
@@ -315,7 +315,8 @@ TEST_CASE("scale: threads change nothing, errors included", "[scale]") {
   o.records = 24;
   const trace t = make_trace(o);
   std::mt19937 rng(99);
-  const char inserts[] = {',', ']', '[', '{', '}', '"', '\n', ' ', '-', '1', '.', 'e', '\0', '\xff'};
+  const char inserts[] = {',', ']', '[', '{', '}', '"',  '\n',
+                          ' ', '-', '1', '.', 'e', '\0', '\xff'};
   int failures = 0;
   for (int round = 0; round < 120; ++round) {
     std::string text = t.text;
@@ -482,8 +483,8 @@ TEST_CASE("scale: SIMD and scalar matrix scanners agree", "[scale]") {
     auto any = [](std::int64_t) { return true; };
     const char* end_scalar =
         eplb::detail::scan_int_matrix_scalar<std::int64_t, true>(text.data(), a, 3, ra, ca, any);
-    const char* end_any = eplb::detail::scan_int_matrix<std::int64_t, true>(text.data(), b, 3, rb,
-                                                                           cb, any);
+    const char* end_any =
+        eplb::detail::scan_int_matrix<std::int64_t, true>(text.data(), b, 3, rb, cb, any);
     INFO("text: " << text.c_str());
     CHECK(end_scalar == end_any);
     if (end_scalar != nullptr && end_any != nullptr) {
@@ -498,8 +499,8 @@ TEST_CASE("scale: SIMD and scalar matrix scanners agree", "[scale]") {
     // Whatever the SIMD path accepts, the scalar path accepts identically.
     std::vector<std::int64_t> c;
     std::size_t rc = 0, cc = 0;
-    if (const char* end_simd =
-            eplb::detail::scan_int_matrix_simd<std::int64_t, true>(text.data(), c, 0, rc, cc, any)) {
+    if (const char* end_simd = eplb::detail::scan_int_matrix_simd<std::int64_t, true>(
+            text.data(), c, 0, rc, cc, any)) {
       CHECK(end_simd == end_scalar);
       CHECK(rc == ra);
       CHECK(cc == ca);

@@ -50,8 +50,8 @@ struct buffer_set {
   int* p2l = nullptr;
   long long* offsets = nullptr;
   int* slots = nullptr;
-  unsigned* flags = nullptr;        // device
-  unsigned* host_flags = nullptr;   // pinned
+  unsigned* flags = nullptr;       // device
+  unsigned* host_flags = nullptr;  // pinned
   cudaEvent_t done = nullptr;
   bool pending = false;
 };
@@ -102,8 +102,8 @@ fold_state* fold_create(int layers, int experts, std::size_t capacity, int max_r
   s->layers = layers;
   s->experts = experts;
   const std::size_t sums_bytes = sizeof(unsigned long long) * layers * experts;
-  bool ok = check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
-                  "cudaStreamCreate", message) &&
+  bool ok = check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "cudaStreamCreate",
+                  message) &&
             check(cudaMalloc(&s->sums, sums_bytes), "cudaMalloc", message) &&
             check(cudaMemsetAsync(s->sums, 0, sums_bytes, s->stream), "cudaMemset", message);
   for (auto& b : s->buffers) {
@@ -156,8 +156,8 @@ bool fold_launch(fold_state* state, int buffer, int records, std::size_t element
             "cudaMemcpyAsync", message);
   if (!ok) return false;
   const dim3 grid(static_cast<unsigned>(state->layers), static_cast<unsigned>(records));
-  fold_kernel<<<grid, 256, 0, st>>>(b.loads, b.p2l, b.offsets, b.slots, state->experts,
-                                    state->sums, b.flags);
+  fold_kernel<<<grid, 256, 0, st>>>(b.loads, b.p2l, b.offsets, b.slots, state->experts, state->sums,
+                                    b.flags);
   ok = check(cudaGetLastError(), "fold kernel launch", message) &&
        check(cudaMemcpyAsync(b.host_flags, b.flags, sizeof(unsigned), cudaMemcpyDeviceToHost, st),
              "cudaMemcpyAsync", message) &&

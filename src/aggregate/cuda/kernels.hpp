@@ -16,11 +16,11 @@ bool device_count(int& count, std::string& message);
 /// Pinned host memory of one staging buffer: records are appended here, then copied to the
 /// device and folded while the host fills the other buffer.
 struct staging {
-  std::int64_t* loads = nullptr;       // [elements]
-  std::int32_t* p2l = nullptr;         // [elements]
+  std::int64_t* loads = nullptr;          // [elements]
+  std::int32_t* p2l = nullptr;            // [elements]
   std::int64_t* record_offset = nullptr;  // [records]: first element of each record
   std::int32_t* record_slots = nullptr;   // [records]: P of each record (its L is the state's)
-  std::size_t capacity = 0;            // elements
+  std::size_t capacity = 0;               // elements
   int max_records = 0;
 };
 

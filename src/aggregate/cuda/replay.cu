@@ -21,10 +21,9 @@ bool check(cudaError_t e, const char* what, std::string& message) {
 
 // One block per (mapping, layer); its threads take the steps. Shared memory holds the layer's
 // map and each expert's replica count.
-__global__ void replay_kernel(const long long* loads, const int* maps, double* out,
-                              replay_dims d) {
+__global__ void replay_kernel(const long long* loads, const int* maps, double* out, replay_dims d) {
   extern __shared__ int shared[];
-  int* count = shared;           // [experts]
+  int* count = shared;            // [experts]
   int* map = shared + d.experts;  // [slots]
   const int m = blockIdx.x / d.layers;
   const int l = blockIdx.x % d.layers;
@@ -37,8 +36,7 @@ __global__ void replay_kernel(const long long* loads, const int* maps, double* o
   }
   __syncthreads();
   const int per_rank = d.slots / d.ranks;
-  for (int s = blockIdx.y * blockDim.x + threadIdx.x; s < d.steps;
-       s += gridDim.y * blockDim.x) {
+  for (int s = blockIdx.y * blockDim.x + threadIdx.x; s < d.steps; s += gridDim.y * blockDim.x) {
     const long long* w = loads + (static_cast<size_t>(s) * d.layers + l) * d.experts;
     double best = 0;
     for (int r = 0; r < d.ranks; ++r) {
@@ -74,13 +72,13 @@ bool replay_max(const replay_dims& d, const std::int64_t* loads, const std::int3
   long long* d_loads = nullptr;
   int* d_maps = nullptr;
   double* d_out = nullptr;
-  bool ok = check(cudaMalloc(&d_loads, load_bytes), "cudaMalloc", message) &&
-            check(cudaMalloc(&d_maps, map_bytes), "cudaMalloc", message) &&
-            check(cudaMalloc(&d_out, out_bytes), "cudaMalloc", message) &&
-            check(cudaMemcpy(d_loads, loads, load_bytes, cudaMemcpyHostToDevice), "cudaMemcpy",
-                  message) &&
-            check(cudaMemcpy(d_maps, maps, map_bytes, cudaMemcpyHostToDevice), "cudaMemcpy",
-                  message);
+  bool ok =
+      check(cudaMalloc(&d_loads, load_bytes), "cudaMalloc", message) &&
+      check(cudaMalloc(&d_maps, map_bytes), "cudaMalloc", message) &&
+      check(cudaMalloc(&d_out, out_bytes), "cudaMalloc", message) &&
+      check(cudaMemcpy(d_loads, loads, load_bytes, cudaMemcpyHostToDevice), "cudaMemcpy",
+            message) &&
+      check(cudaMemcpy(d_maps, maps, map_bytes, cudaMemcpyHostToDevice), "cudaMemcpy", message);
   if (ok) {
     const unsigned threads = 128;
     unsigned step_blocks = static_cast<unsigned>((d.steps + threads - 1) / threads);
