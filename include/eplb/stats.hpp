@@ -55,7 +55,7 @@ struct stats_record {
 /// What a read is about to process, handed to the sink before the first record.
 struct stats_input {
   std::uint64_t bytes = 0;  // total size of the files on disk (compressed size if compressed)
-  int threads = 1;          // parser threads the reader uses
+  int threads = 1;          // threads the reader uses (the calling thread included)
 };
 
 /// Receives the records of a stats stream in file order, always on the thread that called the
@@ -91,10 +91,11 @@ struct stats_read_options {
   // parse: on number-heavy JSONL this measured ~1.5x faster than 32 MiB reads. Tests use tiny
   // values to force records across read chunks.
   std::size_t read_chunk_bytes = std::size_t{1} << 20;
-  // Parser threads: 1 parses on the calling thread; N > 1 starts N threads that parse regions of
-  // the input while the calling thread reads (and decompresses) the files, checks the records in
-  // file order and calls the sink; 0 uses one per hardware thread. Results, summaries and the
-  // first error are the same for every value. Small inputs are parsed on the calling thread.
+  // Threads: 1 does everything on the calling thread; N > 1 starts N - 1 threads that parse
+  // regions of the input while the calling thread reads (and decompresses) the files, checks
+  // the records in file order, calls the sink, and parses too when it has nothing else to do;
+  // 0 uses one per hardware thread. Results, summaries and the first error are the same for
+  // every value. Inputs of at most 4 read chunks are read on the calling thread alone.
   int threads = 0;
   // Called on the calling thread at most about ten times a second, and once more with
   // `done` set when the read ends; may be empty. The library itself never prints.

@@ -6,12 +6,13 @@
 //    "work item"; the complete lines of the item form a region and the partial last line is
 //    carried over to the next item;
 //  - parse (vllm_parse.cpp): each region is turned into a list of entries (records or the error
-//    at a line) without looking at any other region, on the calling thread or on parser threads;
-//  - apply (here): the calling thread walks the entries in file order, runs the checks that tie a
-//    record to the meta and to the records before it, and calls the sink.
-// With N parser threads, up to 2N + 2 items are in flight. Errors are reported by the apply
-// stage in file order, so the first error, the records the sink saw and the summary are the same
-// for any number of threads and any chunk size.
+//    at a line, lines numbered within the region) without looking at any other region, on the
+//    calling thread or on parser threads;
+//  - apply (here): the calling thread walks the entries in file order, numbers the lines, runs
+//    the checks that tie a record to the meta and to the records before it, and calls the sink.
+// With N threads, up to N + 1 items (each a read chunk and its parsed records) are in flight.
+// Errors are reported by the apply stage in file order, so the first error, the records the sink
+// saw and the summary are the same for any number of threads and any chunk size.
 
 #include <simdjson.h>
 #include <sys/stat.h>
@@ -582,33 +583,39 @@ status run(const std::vector<input>& inputs, const stats_read_options& options, 
     return finish(reader.finish());
   }
 
-  // Parser threads take items in order; the calling thread reads, applies and waits.
-  const std::size_t slots = 2 * static_cast<std::size_t>(threads) + 2;
+  // Items are parsed in order by N - 1 parser threads and by the calling thread, which also
+  // reads, applies, and parses only when it has nothing else to do (so N threads keep N cores
+  // busy, and a parser thread the system holds back does not stall the others).
+  const std::size_t slots = static_cast<std::size_t>(threads) + 1;
   std::vector<work_item> items(slots);
   std::mutex mutex;
   std::condition_variable work_cv, done_cv;
   std::size_t produced = 0, next_parse = 0, applied = 0;
   bool stop = false;
+  // Parses the next item; called with the lock held, returns with it held.
+  auto parse_next = [&](chunk_parser& parser, std::unique_lock<std::mutex>& lock) {
+    work_item& item = items[next_parse++ % slots];
+    lock.unlock();
+    if (item.kind == work_item::type::region) parser.parse(item.region, item.parsed);
+    lock.lock();
+    item.parsed_ready = true;
+  };
   auto worker = [&](std::uint32_t id) {
     chunk_parser parser(options, id);
     std::unique_lock<std::mutex> lock(mutex);
     while (true) {
       work_cv.wait(lock, [&] { return stop || next_parse < produced; });
       if (stop) return;
-      work_item& item = items[next_parse++ % slots];
-      lock.unlock();
-      if (item.kind == work_item::type::region) parser.parse(item.region, item.parsed);
-      lock.lock();
-      item.parsed_ready = true;
+      parse_next(parser, lock);
       done_cv.notify_one();
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 1; t < threads; ++t) {
     try {
       pool.emplace_back(worker, static_cast<std::uint32_t>(t + 1));
     } catch (const std::system_error&) {
-      break;  // fewer threads than asked; one is enough
+      break;  // fewer threads than asked: the calling thread parses too
     }
   }
   auto shut_down = [&](status st) {
@@ -620,9 +627,7 @@ status run(const std::vector<input>& inputs, const stats_read_options& options, 
     for (auto& t : pool) t.join();
     return finish(std::move(st));
   };
-  if (pool.empty()) {
-    return shut_down(make_error(errc::internal, position{}, "threads", "cannot start a thread"));
-  }
+  chunk_parser own_parser(options, 1);
   std::unique_lock<std::mutex> lock(mutex);
   while (true) {
     // Apply whatever is parsed, in order.
@@ -647,6 +652,10 @@ status run(const std::vector<input>& inputs, const stats_read_options& options, 
       lock.lock();
       ++produced;
       work_cv.notify_one();
+      continue;
+    }
+    if (next_parse < produced) {
+      parse_next(own_parser, lock);
       continue;
     }
     done_cv.wait(lock, [&] { return items[applied % slots].parsed_ready; });
