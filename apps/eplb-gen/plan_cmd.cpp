@@ -11,6 +11,7 @@
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
 #include "outputs.hpp"
+#include "progress.hpp"
 
 namespace eplb::cli {
 
@@ -149,8 +150,13 @@ runner add_plan(CLI::App& app) {
     req.previous = f->previous;
     req.max_moves = f->max_moves;
 
+    progress_bar bar(progress_bar::wanted(f->quiet));
+    req.progress = bar.callback();
     auto outcome = plan(req);
     if (!outcome) return fail(outcome.message());
+    if (!f->quiet && !outcome->aggregator_info.empty()) {
+      fmt::print(stderr, "device:   {}\n", outcome->aggregator_info);
+    }
     // Render every output first: nothing is written when one of them cannot be.
     std::vector<rendered_file> files;
     if (status s = render_plan_outputs(*out, *outcome, f->summary, files); !s.ok()) {

@@ -2,6 +2,7 @@
 // The plan pipeline: stats files -> aggregation -> topology -> policy -> placement, with the
 // before/after figures. The CLI's main job is one call of `plan`.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,7 +26,8 @@ struct plan_request {
   int skip_layers = 0;  // SGLang and matrix stats: leading dense rows to drop
   std::string device = "cpu";
   std::optional<int> ep, redundant, groups, nodes;
-  policy_options policy;
+  policy_options policy;  // policy.threads also sets the stats reader's parser threads
+  std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
   std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
   int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
 };
@@ -43,6 +45,7 @@ struct plan_outcome {
   /// Stats of another engine: what the importer read, with the decoder-layer id of every row.
   std::optional<import_info> imported;
   std::string aggregator;  // "cpu" or "cuda"; "import" for other formats
+  std::string aggregator_info;  // the aggregator's note (a CUDA fallback, auto's choice), or empty
   load_matrix loads;
   placement result;
   plan_info info;

@@ -3,6 +3,7 @@
 // and hands each one to a sink, in constant memory whatever the file size.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,12 +52,31 @@ struct stats_record {
   position where;                             // file, line and byte of the record
 };
 
-/// Receives the records of a stats stream in file order.
+/// What a read is about to process, handed to the sink before the first record.
+struct stats_input {
+  std::uint64_t bytes = 0;  // total size of the files on disk (compressed size if compressed)
+  int threads = 1;          // threads the reader uses (the calling thread included)
+};
+
+/// Receives the records of a stats stream in file order, always on the thread that called the
+/// reader, whatever the number of parser threads.
 class stats_sink {
  public:
   virtual ~stats_sink() = default;
+  /// Called once before any record; a failure stops the read. The default does nothing.
+  virtual status on_begin(const stats_input& /*input*/) { return status::success(); }
   /// Called once per selected record; a failure stops the read and is returned by the reader.
   virtual status on_record(const stats_record& record) = 0;
+};
+
+/// How far a read has got, for a progress display.
+struct stats_read_progress {
+  std::uint64_t bytes_done = 0;   // input bytes consumed (compressed bytes of compressed files)
+  std::uint64_t bytes_total = 0;  // total size of the files, 0 when unknown (a pipe)
+  std::uint64_t text_bytes = 0;   // JSONL bytes read (after decompression)
+  std::uint64_t records = 0;      // eplb_load_stats records checked so far
+  double seconds = 0;             // since the read started
+  bool done = false;              // the last call of a read (success or failure)
 };
 
 /// Options of the stats reader.
@@ -71,6 +91,17 @@ struct stats_read_options {
   // parse: on number-heavy JSONL this measured ~1.5x faster than 32 MiB reads. Tests use tiny
   // values to force records across read chunks.
   std::size_t read_chunk_bytes = std::size_t{1} << 20;
+  // Threads: 1 does everything on the calling thread; N > 1 starts N - 1 threads that parse
+  // regions of the input while the calling thread reads (and decompresses) the files, checks
+  // the records in file order, calls the sink, and parses too when it has nothing else to do;
+  // 0 uses one per hardware thread. Results, summaries and the first error are the same for
+  // every value. Inputs of at most 4 read chunks are read on the calling thread alone.
+  int threads = 0;
+  // Called on the calling thread at most about ten times a second, and once more with
+  // `done` set when the read ends; may be empty. The library itself never prints.
+  std::function<void(const stats_read_progress&)> progress;
+  // For tests: false sends every line through simdjson instead of the strict fast scanner.
+  bool fast_path = true;
 };
 
 /// What a read saw, for the run summary.
@@ -93,8 +124,8 @@ struct stats_read_summary {
 /// kept as is; a glob that matches nothing is an io_error naming it.
 result<std::vector<std::string>> expand_stats_paths(const std::vector<std::string>& patterns);
 
-/// Streams vLLM offline-EPLB stats files into the sink in file order; returns the first error,
-/// naming file, line and field.
+/// Streams vLLM offline-EPLB stats files (plain, gzip or zstd, told apart by their first bytes)
+/// into the sink in file order; returns the first error, naming file, line and field.
 // Layouts 1a, 1b and 1c; each file may have its own meta. Checked: the JSON syntax of every line
 // (a cut last line reads "truncated record"), field types, shapes (expert_load and p2l_map both
 // [L][P]; L and E equal in every selected record and file, P may vary), p2l_map ids in [0, E)

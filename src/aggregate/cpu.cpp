@@ -2,7 +2,9 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "aggregate/detail.hpp"
 #include "eplb/aggregate.hpp"
 #include "stats/text.hpp"
 
@@ -14,6 +16,8 @@ using detail::cat;
 
 class cpu_aggregator final : public aggregator {
  public:
+  explicit cpu_aggregator(std::string info) : info_(std::move(info)) {}
+
   status on_record(const stats_record& record) override {
     if (!started_) {
       if (record.num_layers < 1 || record.num_experts < 1) {
@@ -42,8 +46,10 @@ class cpu_aggregator final : public aggregator {
   }
 
   const char* name() const noexcept override { return "cpu"; }
+  std::string info() const override { return info_; }
 
  private:
+  std::string info_;
   load_matrix sums_;
   bool started_ = false;
   std::uint64_t records_ = 0;
@@ -81,15 +87,12 @@ status fold_record(const stats_record& record, load_matrix& into) {
   return status::success();
 }
 
-result<std::unique_ptr<aggregator>> make_aggregator(const std::string& device) {
-  if (device == "cpu" || device == "auto") {
-    return std::unique_ptr<aggregator>(std::make_unique<cpu_aggregator>());
-  }
-  if (device == "cuda") {
-    return make_error(errc::invalid_argument, position{}, "", "CUDA aggregation is not built");
-  }
-  return make_error(errc::invalid_argument, position{}, "",
-                    cat("unknown aggregation device '", device, "' (expected cpu, cuda or auto)"));
+namespace detail {
+
+std::unique_ptr<aggregator> make_cpu_aggregator(std::string info) {
+  return std::make_unique<cpu_aggregator>(std::move(info));
 }
+
+}  // namespace detail
 
 }  // namespace eplb

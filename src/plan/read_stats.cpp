@@ -41,10 +41,13 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   if (!agg) return agg.err();
   stats_read_options ropt;
   ropt.steps = req.steps;
+  ropt.threads = req.policy.threads;
+  ropt.progress = req.progress;
   if (status s = read_vllm_stats(files, ropt, **agg, &out->read); !s.ok()) return s;
   auto loads = (*agg)->finish();
   if (!loads) return loads.err();
   out->aggregator = (*agg)->name();
+  out->aggregator_info = (*agg)->info();
   out->loads = std::move(*loads);
   return status::success();
 }

@@ -1,9 +1,10 @@
 #pragma once
-// Private: where the stats reader gets its bytes from, a file or an in-memory text, so that both
-// entry points share one parsing path and behave identically.
+// Private: where the stats reader gets its bytes from, a file or an in-memory text, plain or
+// compressed, so that every entry point shares one parsing path and behaves identically.
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,8 @@ class byte_source {
   virtual bool at_end() const noexcept = 0;
   /// Returns the expected total size in bytes (0 when unknown), used to size the buffer.
   virtual std::uint64_t size_hint() const noexcept = 0;
+  /// Returns the bytes taken from the underlying input so far (compressed bytes), for progress.
+  virtual std::uint64_t consumed() const noexcept = 0;
 };
 
 /// Reads an in-memory text; the text must outlive the source.
@@ -30,6 +33,7 @@ class memory_source final : public byte_source {
   result<std::size_t> read(char* dst, std::size_t n) override;
   std::uint64_t size_hint() const noexcept override { return text_.size(); }
   bool at_end() const noexcept override { return pos_ == text_.size(); }
+  std::uint64_t consumed() const noexcept override { return pos_; }
 
  private:
   std::string_view text_;
@@ -48,6 +52,7 @@ class file_source final : public byte_source {
   result<std::size_t> read(char* dst, std::size_t n) override;
   std::uint64_t size_hint() const noexcept override { return size_; }
   bool at_end() const noexcept override { return size_ > 0 && offset_ >= size_; }
+  std::uint64_t consumed() const noexcept override { return offset_; }
 
  private:
   std::string path_;
@@ -55,5 +60,12 @@ class file_source final : public byte_source {
   std::uint64_t size_ = 0;    // size of a regular file when opened, 0 otherwise
   std::uint64_t offset_ = 0;  // bytes read so far
 };
+
+/// Returns the source of the text behind `raw`: `raw` itself when its first bytes are not
+/// compressed data, else a source that decompresses it (gzip: 1f 8b, zstd: 28 b5 2f fd). A
+/// `name` ending in .gz or .zst whose data lacks that format's magic bytes is an io_error naming
+/// it; errors in the compressed data are io_errors too.
+result<std::unique_ptr<byte_source>> open_text_source(std::unique_ptr<byte_source> raw,
+                                                      const std::string& name);
 
 }  // namespace eplb::detail

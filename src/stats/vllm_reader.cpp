@@ -1,173 +1,371 @@
 // vLLM offline-EPLB stats JSONL reader (layouts 1a, 1b and 1c, see
 // shared/formats/vllm-offline-eplb.md §1-2).
 //
-// The file is read in chunks into one reused buffer; the complete lines of the buffer (a
-// "region") go through simdjson's iterate_many and the partial last line is carried over to the
-// next read, so memory stays constant whatever the file size. Every JSON document must start
-// where a non-blank line starts: the reader keeps a table of the region's lines and checks each
-// document against it, which gives exact line numbers and catches lines that simdjson would merge
-// or drop (a truncated last line, two values on a line, a record continued on the next line).
-// Then the region is redone line by line, each line validated on its own, so errors come in file
-// order and their messages do not depend on where the chunk boundaries fell.
-//
-// Hot path: expert_load, p2l_map and the other integer matrices are parsed by a strict scanner
-// (int_matrix.hpp) straight from the buffer; On-Demand is the fallback that reports any error.
+// Three stages, in constant memory whatever the file size:
+//  - read: the calling thread reads each file (decompressing gzip or zstd) in chunks into a
+//    "work item"; the complete lines of the item form a region and the partial last line is
+//    carried over to the next item;
+//  - parse (vllm_parse.cpp): each region is turned into a list of entries (records or the error
+//    at a line, lines numbered within the region) without looking at any other region, on the
+//    calling thread or on parser threads;
+//  - apply (here): the calling thread walks the entries in file order, numbers the lines, runs
+//    the checks that tie a record to the meta and to the records before it, and calls the sink.
+// With N threads, up to N + 1 items (each a read chunk and its parsed records) are in flight.
+// Errors are reported by the apply stage in file order, so the first error, the records the sink
+// saw and the summary are the same for any number of threads and any chunk size.
 
 #include <simdjson.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
-#include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
-#include <string_view>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "eplb/stats.hpp"
 #include "stats/byte_source.hpp"
-#include "stats/int_matrix.hpp"
 #include "stats/json_check.hpp"
 #include "stats/text.hpp"
+#include "stats/vllm_parse.hpp"
 
 namespace eplb {
 namespace detail {
 namespace {
 
-namespace ondemand = simdjson::ondemand;
-
-// simdjson's window must hold a whole document; a little slack keeps a line of exactly
-// batch_bytes away from the window's edge.
-constexpr std::size_t window_slack = 64;
 // Upper bound of batch_bytes, well inside simdjson's 4 GiB limit.
 constexpr std::size_t max_batch_bytes = std::size_t{1} << 31;
-
-std::string shape_str(std::size_t rows, std::size_t cols) {
-  return cat('[', rows, "][", cols, ']');
-}
+// Readable bytes kept after the data of an item: zeroed sentinel bytes for the scanners, then
+// simdjson's padding.
+constexpr std::size_t tail_bytes = 16 + simdjson::SIMDJSON_PADDING;
 
 std::string where_str(const position& p) { return cat(p.file, ':', p.line); }
 
-// The token of a value that failed a type check, trimmed, for the message.
-std::string token_of(ondemand::value& v) {
-  std::string_view token = v.raw_json_token();
-  while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
-  constexpr std::size_t max_len = 40;
-  std::string out(token.substr(0, max_len));
-  if (token.size() > max_len) out += "...";
-  return out;
-}
-
-bool looks_like_integer(std::string_view token) {
-  if (!token.empty() && token.front() == '-') token.remove_prefix(1);
-  if (token.empty()) return false;
-  return std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// One non-blank line of the current region.
-struct line_info {
-  std::uint64_t number;  // 1-based line number in the file
-  std::size_t start;     // offset of the line's first byte in the region
-  std::size_t content;   // offset of its first non-whitespace byte
-  std::size_t end;       // offset of its '\n', or of the region's end
+// One unit of work from the read stage to the apply stage.
+struct work_item {
+  enum class type { region, file_begin, file_end, failure };
+  type kind = type::region;
+  std::unique_ptr<char[]> buf;  // region text, then the carried partial line, then tail_bytes
+  std::size_t cap = 0;          // bytes of text the buffer holds
+  region_text region;
+  std::uint64_t bytes_read = 0;  // bytes read from the file into this item
+  parsed_chunk parsed;
+  std::size_t file = 0;  // file_begin, file_end: index of the input
+  error failure;
+  bool failure_at_next_line = false;  // the failure's message still needs "file:line: "
+  bool parsed_ready = false;          // guarded by the pipeline's mutex when threads run
 };
 
-enum class record_kind { meta, stats, other };
-
-// The fields of a record that the reader uses; reset per record without freeing anything.
-struct record_fields {
-  bool has_step = false, has_load = false, has_p2l = false, has_num_layers = false,
-       has_num_ranks = false, has_version = false, has_num_groups = false, has_num_nodes = false,
-       has_redundant = false;
-  std::int64_t step = 0, num_layers = 0, num_ranks = 0, version = 0, num_groups = 0, num_nodes = 0,
-               redundant = 0;
-  std::size_t load_rows = 0, load_cols = 0, p2l_rows = 0, p2l_cols = 0;
-  std::size_t other_rows = 0, other_cols = 0;
-  std::int64_t p2l_max = -1;
+// One input: a file path, or an in-memory text standing for a file.
+struct input {
+  std::string name;
+  const std::string* text = nullptr;
 };
 
+// The read stage: turns the inputs into a sequence of work items.
+class producer {
+ public:
+  producer(const stats_read_options& options, const std::vector<input>& inputs)
+      : options_(options), inputs_(inputs) {}
+
+  bool done() const noexcept { return done_; }
+  // Bytes taken from the inputs so far (compressed bytes for compressed files).
+  std::uint64_t consumed() const noexcept {
+    return consumed_before_ + (source_ ? source_->consumed() : 0);
+  }
+  std::uint64_t text_bytes() const noexcept { return text_bytes_; }
+
+  // Fills the next item; the last one sets done().
+  void produce(work_item& item) {
+    switch (phase_) {
+      case phase::open:
+        open(item);
+        return;
+      case phase::read:
+        fill(item);
+        return;
+      case phase::end:
+        item.kind = work_item::type::file_end;
+        item.file = file_;
+        consumed_before_ += source_ ? source_->consumed() : 0;
+        source_.reset();
+        ++file_;
+        phase_ = phase::open;
+        done_ = file_ == inputs_.size();
+        return;
+    }
+  }
+
+ private:
+  enum class phase { open, read, end };
+
+  void fail(work_item& item, error e, bool at_next_line = false) {
+    item.kind = work_item::type::failure;
+    item.failure = std::move(e);
+    item.failure_at_next_line = at_next_line;
+    done_ = true;
+  }
+
+  void open(work_item& item) {
+    const input& in = inputs_[file_];
+    std::unique_ptr<byte_source> raw;
+    if (in.text != nullptr) {
+      raw = std::make_unique<memory_source>(*in.text);
+    } else {
+      auto file = std::make_unique<file_source>();
+      if (auto st = file->open(in.name); !st) return fail(item, st.err());
+      raw = std::move(file);
+    }
+    size_hint_ = raw->size_hint();
+    auto source = open_text_source(std::move(raw), in.name);
+    if (!source) return fail(item, source.err());
+    source_ = std::move(*source);
+    carry_len_ = 0;
+    file_offset_ = 0;
+    item.kind = work_item::type::file_begin;
+    item.file = file_;
+    phase_ = phase::read;
+  }
+
+  // The line that starts after the regions so far; the apply stage knows its number.
+  error line_too_long() const {
+    return make_error(errc::limit_exceeded, position{}, "",
+                      cat("line is longer than the batch size of ", options_.batch_bytes,
+                          " bytes (raise batch_bytes)"));
+  }
+
+  // Makes room for `need` bytes of text in the item (keeping its first `keep` bytes); grows by
+  // half at least, so that carried lines of varying length do not reallocate every time.
+  static void reserve(work_item& item, std::size_t need, std::size_t keep, std::size_t max_cap) {
+    if (item.cap >= need) return;
+    need = std::max(need, std::min(max_cap, item.cap + item.cap / 2));
+    std::unique_ptr<char[]> bigger(new char[need + tail_bytes]);
+    if (keep > 0) std::memcpy(bigger.get(), item.buf.get(), keep);
+    item.buf = std::move(bigger);
+    item.cap = need;
+  }
+
+  void fill(work_item& item) {
+    const std::size_t batch = options_.batch_bytes;
+    const std::size_t chunk = options_.read_chunk_bytes;
+    // The buffer must hold one line of batch bytes with its CR LF.
+    const std::size_t max_cap = std::max(chunk, batch + 2);
+    item.kind = work_item::type::region;
+    item.bytes_read = 0;
+    // A small file gets a small buffer; otherwise the carried line plus one read.
+    std::size_t want = carry_len_ + chunk;
+    if (size_hint_ > 0 && size_hint_ < want) {
+      want = std::max<std::size_t>(static_cast<std::size_t>(size_hint_) + 1, 4096);
+    }
+    // Room for the carried line and at least one more byte, within the limit of one line.
+    want = std::min(max_cap, std::max(want, carry_len_ + 1));
+    reserve(item, std::min(want, max_cap), 0, max_cap);
+    char* buf = item.buf.get();
+    std::memcpy(buf, carry_.get(), carry_len_);
+    std::size_t len = carry_len_;
+    bool eof = false;
+    std::size_t region = 0;
+    while (true) {
+      if (len == item.cap) {
+        // A full buffer without a newline: grow it up to the size one line may have.
+        if (item.cap >= max_cap) return fail(item, line_too_long(), true);
+        reserve(item, std::min(max_cap, item.cap * 2), len, max_cap);
+        buf = item.buf.get();
+      }
+      const std::size_t ask = std::min(chunk, item.cap - len);
+      auto got = source_->read(buf + len, ask);
+      if (!got) return fail(item, got.err());
+      eof = *got < ask;  // sources fill every request until the input ends
+      const std::size_t old_len = len;
+      len += *got;
+      item.bytes_read += *got;
+      text_bytes_ += *got;
+      if (eof) {
+        region = len;
+        break;
+      }
+      const void* nl = ::memrchr(buf + old_len, '\n', len - old_len);
+      if (nl != nullptr) {
+        region = static_cast<std::size_t>(static_cast<const char*>(nl) - buf) + 1;
+        break;
+      }
+      // Everything in the buffer is one unfinished line (its CR may already be there).
+      if (len - (buf[len - 1] == '\r' ? 1 : 0) > batch) {
+        return fail(item, line_too_long(), true);
+      }
+    }
+    // The region is the last of the file when only whitespace follows it and the source is done.
+    bool last_region = eof;
+    if (!last_region && source_->at_end()) {
+      last_region = std::all_of(buf + region, buf + len, is_json_space);
+    }
+    // Every line must end in '\n' or '\0' for the scanners, which also load up to 8 bytes past a
+    // line's end: zero the bytes after the data (only the file's last line can lack its newline).
+    std::memset(buf + len, 0, tail_bytes);  // all of it, so no scanner reads undefined bytes
+    item.region = region_text{buf, region, file_offset_, last_region};
+    // Carry the partial line over.
+    carry_len_ = len - region;
+    if (carry_cap_ < carry_len_) {
+      carry_.reset(new char[carry_len_]);
+      carry_cap_ = carry_len_;
+    }
+    std::memcpy(carry_.get(), buf + region, carry_len_);
+    file_offset_ += region;
+    if (eof) phase_ = phase::end;
+  }
+
+  const stats_read_options& options_;
+  const std::vector<input>& inputs_;
+  std::size_t file_ = 0;
+  phase phase_ = phase::open;
+  bool done_ = false;
+  std::unique_ptr<byte_source> source_;
+  std::uint64_t size_hint_ = 0;
+  std::unique_ptr<char[]> carry_;
+  std::size_t carry_cap_ = 0, carry_len_ = 0;
+  std::uint64_t file_offset_ = 0;
+  std::uint64_t consumed_before_ = 0, text_bytes_ = 0;
+};
+
+// The apply stage: the checks that need earlier records, in file order, then the sink.
 class stats_reader {
  public:
   stats_reader(const stats_read_options& options, stats_sink& sink, stats_read_summary& summary)
-      : options_(options), sink_(sink), summary_(summary) {
-#ifdef SIMDJSON_THREADS_ENABLED
-    // One thread, as documented: the next batch's stage 1 is not run in the background.
-    parser_.threaded = false;
-#endif
-  }
+      : options_(options), sink_(sink), summary_(summary) {}
 
-  status check_options() const {
-    if (options_.batch_bytes == 0 || options_.batch_bytes > max_batch_bytes) {
-      return make_error(
-          errc::invalid_argument, position{}, "batch_bytes",
-          cat("must be between 1 and ", max_batch_bytes, ", got ", options_.batch_bytes));
+  status apply(const work_item& item, const std::vector<input>& inputs) {
+    switch (item.kind) {
+      case work_item::type::file_begin:
+        begin_file(inputs[item.file].name);
+        return status::success();
+      case work_item::type::file_end:
+        if (file_stats_ == 0) {
+          return make_error(errc::no_records, position{inputs[item.file].name, 0, 0}, "",
+                            "no eplb_load_stats records found");
+        }
+        return status::success();
+      case work_item::type::failure:
+        if (item.failure_at_next_line) return with_line(item.failure, line_base_ + 1);
+        return item.failure;
+      case work_item::type::region:
+        break;
     }
-    if (options_.read_chunk_bytes == 0) {
-      return make_error(errc::invalid_argument, position{}, "read_chunk_bytes", "must be positive");
+    summary_.bytes += item.bytes_read;
+    const parsed_chunk& chunk = item.parsed;
+    for (const parsed_entry& e : chunk.entries) {
+      record_.where.line = line_base_ + e.line;
+      record_.where.byte = e.byte;
+      status st;
+      switch (e.kind) {
+        case entry_kind::error:
+          return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
+        case entry_kind::meta:
+          st = apply_meta(e, chunk);
+          break;
+        case entry_kind::other:
+          ++summary_.records_skipped_other;
+          break;
+        case entry_kind::stats:
+          st = apply_stats(e, chunk);
+          break;
+      }
+      if (!st) return st;
     }
+    line_base_ += chunk.lines;
     return status::success();
   }
 
-  status read(const std::string& name, byte_source& source);
-  status finish();
+  status finish() {
+    if (summary_.records_selected > 0) return status::success();
+    if (summary_.records_seen == 0) {
+      // Unreachable: a file without records fails on its own; kept for safety.
+      return make_error(errc::no_records, position{}, "", "no eplb_load_stats records found");
+    }
+    std::string range;
+    if (options_.steps.first) range += std::to_string(*options_.steps.first);
+    range += ':';
+    if (options_.steps.last) range += std::to_string(*options_.steps.last);
+    return make_error(
+        errc::no_records, position{}, "",
+        cat("the step range ", range, " selected none of the ", summary_.records_seen,
+            " eplb_load_stats records (steps ", seen_min_step_, "..", seen_max_step_, ')'));
+  }
 
  private:
-  status process_region(const char* data, std::size_t len, bool final);
-  status process_document(ondemand::document_reference& doc);
-  status process_meta(ondemand::object& object);
-  status process_stats(ondemand::object& object);
-  status process_other(ondemand::object& object);
-  status check_selected(record_fields& f);
+  void begin_file(const std::string& name) {
+    meta_.reset();
+    file_stats_ = 0;
+    file_has_selected_ = false;
+    line_base_ = 0;
+    record_.where = position{name, 0, 0};
+    summary_.files.push_back(name);
+  }
 
-  template <class T, class Check>
-  status parse_matrix(ondemand::value value, const char* field, std::vector<T>& out,
-                      std::size_t& rows, std::size_t& cols, Check check);
-  status read_int(ondemand::value value, const char* field, std::int64_t& out);
-  status read_string(ondemand::value value, const char* field, std::string_view& out);
-
-  // Errors at the current record.
   error fail(errc code, const std::string& field, const std::string& what) const {
     return make_error(code, record_.where, field, what);
   }
-  error json_fail(simdjson::error_code e) const {
-    return fail(errc::invalid_json, "", cat("invalid JSON: ", simdjson::error_message(e)));
+
+  // A parse-stage error (its message has no position yet) at a line of the current file.
+  error with_line(const error& e, std::uint64_t line) const {
+    return error{e.code, cat(record_.where.file, ':', line, ": ", e.message)};
   }
-  // Validates one line on its own; returns the JSON error for it, if any.
-  std::optional<error> line_json_error(const char* data, std::size_t k, bool last_in_file) const;
-  // Processes lines [from, end) of the region one at a time, each validated on its own.
-  status process_lines_one_by_one(const char* data, std::size_t from, bool final);
-  // Positions record_ at line k, processes its document and hands it to the sink if selected.
-  status process_line_document(ondemand::document_reference& doc, const char* data, std::size_t k,
-                               bool final);
-  error line_too_long(std::uint64_t line, std::size_t bytes) const;
+
+  status apply_meta(const parsed_entry& e, const parsed_chunk& chunk) {
+    if (meta_) {
+      return fail(errc::bad_sequence, "",
+                  cat("second eplb_load_meta record found (the first is at line ",
+                      meta_->where.line, "); a file holds exactly one"));
+    }
+    if (file_stats_ > 0) {
+      return fail(errc::bad_sequence, "",
+                  "eplb_load_meta must precede all eplb_load_stats records");
+    }
+    if (e.error >= 0)
+      return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
+    meta_ = chunk.metas[e.meta];
+    meta_->where = record_.where;
+    if (!summary_.meta) summary_.meta = meta_;
+    return status::success();
+  }
+
+  status apply_stats(const parsed_entry& e, const parsed_chunk& chunk) {
+    const record_fields& f = e.f;
+    if (summary_.records_seen == 0) {
+      seen_min_step_ = seen_max_step_ = f.step;
+    } else {
+      seen_min_step_ = std::min(seen_min_step_, f.step);
+      seen_max_step_ = std::max(seen_max_step_, f.step);
+    }
+    ++summary_.records_seen;
+    ++file_stats_;
+    if (!options_.steps.contains(f.step)) return status::success();
+    const std::int32_t* p2l = chunk.p2l.data() + e.p2l_at;
+    if (auto st = check_selected(f, p2l, e.p2l_id); !st) return st;
+    record_.expert_load = chunk.loads.data() + e.loads_at;
+    record_.p2l_map = p2l;
+    return sink_.on_record(record_);
+  }
+
+  status check_selected(const record_fields& f, const std::int32_t* p2l, std::uint64_t p2l_id);
 
   const stats_read_options& options_;
   stats_sink& sink_;
   stats_read_summary& summary_;
-
-  // Reused buffers: nothing is allocated per record once they have grown.
-  std::unique_ptr<char[]> buf_;
-  std::size_t cap_ = 0;
-  std::vector<line_info> lines_;
-  std::vector<std::int64_t> loads_;
-  std::vector<std::int32_t> p2l_;
-  std::vector<std::uint32_t> seen_;
-  std::uint32_t stamp_ = 0;
-  ondemand::parser parser_;
-  std::unique_ptr<ondemand::parser> line_parser_;  // for the line-by-line fallback only
   stats_record record_;
-  record_fields fields_;
-  std::vector<std::int64_t> unused_;  // never filled: the scanner's output when only validating
-  bool deliver_ = false;
 
   // Per file.
   std::optional<stats_meta> meta_;
   std::uint64_t file_stats_ = 0;
-  std::uint64_t next_line_ = 1;
-  std::uint64_t file_offset_ = 0;
   bool file_has_selected_ = false;
+  std::uint64_t line_base_ = 0;  // lines of the file before the current region
 
   // Across files: the shape fixed by the first selected record.
   bool have_shape_ = false;
@@ -175,523 +373,17 @@ class stats_reader {
   int num_experts_ = 0;
   position first_where_;
   std::int64_t seen_min_step_ = 0, seen_max_step_ = 0;
+
+  // The coverage check of a map is done once for as long as records share it.
+  std::vector<std::uint32_t> seen_;
+  std::uint32_t stamp_ = 0;
+  std::uint64_t covered_id_ = 0;
+  int covered_experts_ = 0;
 };
 
-error stats_reader::line_too_long(std::uint64_t line, std::size_t bytes) const {
-  std::string what = "line ";
-  if (bytes > 0) what += cat("of ", bytes, " bytes ");
-  what +=
-      cat("is longer than the batch size of ", options_.batch_bytes, " bytes (raise batch_bytes)");
-  return make_error(errc::limit_exceeded, position{record_.where.file, line, 0}, "", what);
-}
-
-std::optional<error> stats_reader::line_json_error(const char* data, std::size_t k,
-                                                   bool last_in_file) const {
-  const line_info& line = lines_[k];
-  const auto e = validate_json_text(std::string_view(data + line.content, line.end - line.content));
-  if (e == simdjson::SUCCESS) return std::nullopt;
-  position where{record_.where.file, line.number, file_offset_ + line.start};
-  // A writer that died mid-line leaves a last line without its closing brace; anything else
-  // that is invalid is reported as such.
-  std::string_view text(data + line.content, line.end - line.content);
-  while (!text.empty() && is_json_space(text.back())) text.remove_suffix(1);
-  const bool truncated = last_in_file && (text.empty() || text.back() != '}');
-  const std::string what =
-      truncated ? cat("truncated record: the last line is not a complete JSON object (was the "
-                      "writer interrupted?): ",
-                      simdjson::error_message(e))
-                : cat("invalid JSON: ", simdjson::error_message(e));
-  return make_error(errc::invalid_json, where, "", what);
-}
-
-status stats_reader::process_line_document(ondemand::document_reference& doc, const char* data,
-                                           std::size_t k, bool final) {
-  const line_info& line = lines_[k];
-  record_.where.line = line.number;
-  record_.where.byte = file_offset_ + line.start;
-  if (auto st = process_document(doc); !st) {
-    // A syntax error in the line outranks whatever the record's content looked like.
-    if (auto e = line_json_error(data, k, final && k + 1 == lines_.size())) return *e;
-    return st;
-  }
-  if (deliver_) return sink_.on_record(record_);
-  return status::success();
-}
-
-status stats_reader::process_lines_one_by_one(const char* data, std::size_t from, bool final) {
-  if (!line_parser_) line_parser_ = std::make_unique<ondemand::parser>();
-  for (std::size_t k = from; k < lines_.size(); ++k) {
-    if (auto e = line_json_error(data, k, final && k + 1 == lines_.size())) return *e;
-    const line_info& line = lines_[k];
-    // The buffer holds SIMDJSON_PADDING readable bytes past any line of it.
-    const std::size_t room = cap_ + simdjson::SIMDJSON_PADDING - line.content;
-    ondemand::document doc;
-    if (auto e =
-            line_parser_->iterate(data + line.content, line.end - line.content, room).get(doc)) {
-      return make_error(errc::invalid_json,
-                        position{record_.where.file, line.number, file_offset_ + line.start}, "",
-                        cat("invalid JSON: ", simdjson::error_message(e)));
-    }
-    ondemand::document_reference ref(doc);
-    if (auto st = process_line_document(ref, data, k, final); !st) return st;
-  }
-  return status::success();
-}
-
-status stats_reader::read(const std::string& name, byte_source& source) {
-  meta_.reset();
-  file_stats_ = 0;
-  next_line_ = 1;
-  file_offset_ = 0;
-  file_has_selected_ = false;
-  record_.where = position{name, 0, 0};
-  summary_.files.push_back(name);
-
-  const std::size_t batch = options_.batch_bytes;
-  // The buffer must hold one line of batch bytes with its CR LF.
-  const std::size_t max_cap = std::max(options_.read_chunk_bytes, batch + 2);
-  std::size_t want = max_cap;
-  const std::uint64_t hint = source.size_hint();
-  if (hint > 0 && hint < max_cap) want = std::max<std::size_t>(hint + 1, 4096);
-  want = std::min(want, max_cap);
-  if (cap_ < want) {
-    buf_.reset(new char[want + simdjson::SIMDJSON_PADDING]);
-    cap_ = want;
-  }
-
-  std::size_t len = 0;  // bytes in buf_: the carried partial line, then new data
-  bool eof = false;
-  while (!eof) {
-    if (len == cap_) {
-      // A full buffer without a newline: grow it up to the size one line may have.
-      if (cap_ >= max_cap) return line_too_long(next_line_, 0);
-      const std::size_t grown = std::min(max_cap, cap_ * 2);
-      std::unique_ptr<char[]> bigger(new char[grown + simdjson::SIMDJSON_PADDING]);
-      std::memcpy(bigger.get(), buf_.get(), len);
-      buf_ = std::move(bigger);
-      cap_ = grown;
-    }
-    const std::size_t ask = std::min(options_.read_chunk_bytes, cap_ - len);
-    auto got = source.read(buf_.get() + len, ask);
-    if (!got) return got.to_status();
-    eof = *got < ask;  // sources fill every request until the input ends
-    const std::size_t old_len = len;
-    len += *got;
-    summary_.bytes += *got;
-
-    std::size_t region = len;
-    if (!eof) {
-      const void* nl = ::memrchr(buf_.get() + old_len, '\n', len - old_len);
-      if (nl == nullptr) {
-        // Everything in the buffer is one unfinished line (its CR may already be there).
-        if (len - (buf_[len - 1] == '\r' ? 1 : 0) > batch) return line_too_long(next_line_, 0);
-        continue;
-      }
-      region = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.get()) + 1;
-    }
-    // The region is the last of the file when only whitespace follows it and the source is done.
-    bool last_region = eof;
-    if (!last_region && source.at_end()) {
-      last_region = std::all_of(buf_.get() + region, buf_.get() + len, is_json_space);
-    }
-    // Every line must end in '\n' or '\0' for the integer scanner, which also loads up to 8
-    // bytes past a line's end: zero the padding after the data (only the file's last line can
-    // lack its newline).
-    std::memset(buf_.get() + len, 0, 16);
-    if (auto st = process_region(buf_.get(), region, last_region); !st) return st;
-    std::memmove(buf_.get(), buf_.get() + region, len - region);
-    len -= region;
-    file_offset_ += region;
-  }
-  if (file_stats_ == 0) {
-    return make_error(errc::no_records, position{name, 0, 0}, "",
-                      "no eplb_load_stats records found");
-  }
-  return status::success();
-}
-
-status stats_reader::process_region(const char* data, std::size_t len, bool final) {
-  const std::size_t batch = options_.batch_bytes;
-  lines_.clear();
-  std::uint64_t number = next_line_;
-  std::size_t pos = 0;
-  while (pos < len) {
-    const void* nl = std::memchr(data + pos, '\n', len - pos);
-    const std::size_t end =
-        nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) : len;
-    const std::size_t line_bytes = end - pos - (end > pos && data[end - 1] == '\r' ? 1 : 0);
-    if (line_bytes > batch) return line_too_long(number, line_bytes);
-    std::size_t content = pos;
-    while (content < end && is_json_space(data[content])) ++content;
-    if (content < end) lines_.push_back(line_info{number, pos, content, end});
-    ++number;
-    pos = end + 1;
-  }
-  next_line_ = number;
-  if (lines_.empty()) return status::success();
-
-  ondemand::document_stream stream;
-  if (auto e =
-          parser_
-              .iterate_many(reinterpret_cast<const std::uint8_t*>(data), len, batch + window_slack)
-              .get(stream)) {
-    return make_error(errc::internal, position{record_.where.file, lines_[0].number, 0}, "",
-                      cat("cannot start the JSON stream: ", simdjson::error_message(e)));
-  }
-  std::size_t k = 0;  // index of the line the next document must start
-  // When the stream and the line table disagree (a syntax error, a record spread over two
-  // lines, two values on a line, a truncated last line), redo the region from the last good
-  // document line by line: errors then come in file order and nothing depends on simdjson's
-  // batching. The document before k was complete on its line unless its line is invalid.
-  auto fall_back = [&]() -> status {
-    if (k > 0) {
-      if (auto e = line_json_error(data, k - 1, final && k == lines_.size())) return *e;
-    }
-    return process_lines_one_by_one(data, k, final);
-  };
-  for (auto it = stream.begin(); it != stream.end(); ++it) {
-    auto doc_result = *it;
-    if (doc_result.error()) return fall_back();
-    std::size_t start = it.current_index();
-    while (start < len && is_json_space(data[start])) ++start;
-    if (k >= lines_.size() || start != lines_[k].content) return fall_back();
-    ondemand::document_reference doc;
-    if (std::move(doc_result).get(doc)) return fall_back();
-    if (auto st = process_line_document(doc, data, k, final); !st) return st;
-    ++k;
-  }
-  if (k != lines_.size() || stream.truncated_bytes() != 0) return fall_back();
-  return status::success();
-}
-
-status stats_reader::read_int(ondemand::value value, const char* field, std::int64_t& out) {
-  const auto e = value.get_int64().get(out);
-  if (e == simdjson::SUCCESS) return status::success();
-  if (e == simdjson::INCORRECT_TYPE || e == simdjson::NUMBER_OUT_OF_RANGE) {
-    const std::string token = token_of(value);
-    if (looks_like_integer(token)) {
-      return fail(errc::wrong_type, field, cat("integer ", token, " does not fit in 64 bits"));
-    }
-    return fail(errc::wrong_type, field, cat("expected an integer, got ", token));
-  }
-  return json_fail(e);
-}
-
-status stats_reader::read_string(ondemand::value value, const char* field, std::string_view& out) {
-  const auto e = value.get_string().get(out);
-  if (e == simdjson::SUCCESS) return status::success();
-  if (e == simdjson::INCORRECT_TYPE) {
-    return fail(errc::wrong_type, field, cat("expected a string, got ", token_of(value)));
-  }
-  return json_fail(e);
-}
-
-// Parses an array of equally long arrays of integers into `out` (row-major); `check(v, row, col)`
-// returns an empty optional for an acceptable value or the error to report.
-template <class T, class Check>
-status stats_reader::parse_matrix(ondemand::value value, const char* field, std::vector<T>& out,
-                                  std::size_t& rows, std::size_t& cols, Check check) {
-  out.clear();
-  rows = 0;
-  cols = 0;
-  ondemand::array outer;
-  if (auto e = value.get_array().get(outer)) {
-    if (e == simdjson::INCORRECT_TYPE) {
-      return fail(errc::wrong_type, field,
-                  cat("expected an array of arrays of integers, got ", token_of(value)));
-    }
-    return json_fail(e);
-  }
-  for (auto row_result : outer) {
-    ondemand::value row_value;
-    if (auto e = row_result.get(row_value)) return json_fail(e);
-    ondemand::array row;
-    if (auto e = row_value.get_array().get(row)) {
-      if (e == simdjson::INCORRECT_TYPE) {
-        return fail(
-            errc::wrong_type, field,
-            cat("layer ", rows, ": expected an array of integers, got ", token_of(row_value)));
-      }
-      return json_fail(e);
-    }
-    std::size_t n = 0;
-    for (auto element : row) {
-      ondemand::value v;
-      if (auto e = element.get(v)) return json_fail(e);
-      std::int64_t x = 0;
-      if (auto e = v.get_int64().get(x)) {
-        if (e != simdjson::INCORRECT_TYPE && e != simdjson::NUMBER_OUT_OF_RANGE) {
-          return json_fail(e);
-        }
-        const std::string token = token_of(v);
-        std::string what = cat("layer ", rows, ", slot ", n, ": ");
-        if (looks_like_integer(token)) {
-          what += cat("integer ", token, " does not fit in 64 bits");
-        } else {
-          what += cat("expected an integer, got ", token);
-        }
-        return fail(errc::wrong_type, field, what);
-      }
-      if (auto bad = check(x, rows, n)) return *bad;
-      out.push_back(static_cast<T>(x));
-      ++n;
-    }
-    if (rows == 0) {
-      cols = n;
-    } else if (n != cols) {
-      return fail(errc::shape_mismatch, field,
-                  cat("layer ", rows, " has ", n, " entries, layer 0 has ", cols));
-    }
-    ++rows;
-  }
-  if (rows == 0) return fail(errc::invalid_value, field, "empty: no layers");
-  if (cols == 0) return fail(errc::invalid_value, field, "empty: layers have no slots");
-  if (rows > static_cast<std::size_t>(INT_MAX) || cols > static_cast<std::size_t>(INT_MAX)) {
-    return fail(errc::limit_exceeded, field, cat("shape ", shape_str(rows, cols), " is too large"));
-  }
-  return status::success();
-}
-
-status stats_reader::process_document(ondemand::document_reference& doc) {
-  deliver_ = false;
-  ondemand::object object;
-  if (auto e = doc.get_object().get(object)) {
-    if (e == simdjson::INCORRECT_TYPE) {
-      return fail(errc::wrong_type, "", "a record must be a JSON object");
-    }
-    return json_fail(e);
-  }
-  ondemand::value type_value;
-  auto e = object.find_field_unordered("record_type").get(type_value);
-  if (e == simdjson::NO_SUCH_FIELD) return fail(errc::missing_field, "record_type", "missing");
-  if (e) return json_fail(e);
-  std::string_view type;
-  if (auto st = read_string(type_value, "record_type", type); !st) return st;
-  record_kind kind = record_kind::other;
-  if (type == "eplb_load_stats") {
-    kind = record_kind::stats;
-  } else if (type == "eplb_load_meta") {
-    kind = record_kind::meta;
-  }
-  // Walk the whole object from its start (record_type usually comes first, so this rereads little).
-  bool non_empty = false;
-  if (auto e2 = object.reset().get(non_empty)) return json_fail(e2);
-  switch (kind) {
-    case record_kind::meta:
-      return process_meta(object);
-    case record_kind::stats:
-      return process_stats(object);
-    case record_kind::other:
-      return process_other(object);
-  }
-  return status::success();
-}
-
-status stats_reader::process_other(ondemand::object& object) {
-  // Record types the reader does not use are skipped, but their syntax is still checked.
-  for (auto field_result : object) {
-    ondemand::field field;
-    if (auto e = std::move(field_result).get(field)) return json_fail(e);
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return json_fail(e);
-    if (key == "record_type") {
-      ondemand::raw_json_string raw;  // already unescaped once; do not unescape it again
-      if (auto e = field.value().get_raw_json_string().get(raw)) return json_fail(e);
-      continue;
-    }
-    if (auto e = check_value(field.value())) return json_fail(e);
-  }
-  ++summary_.records_skipped_other;
-  return status::success();
-}
-
-status stats_reader::process_meta(ondemand::object& object) {
-  if (meta_) {
-    return fail(errc::bad_sequence, "",
-                cat("second eplb_load_meta record found (the first is at line ", meta_->where.line,
-                    "); a file holds exactly one"));
-  }
-  if (file_stats_ > 0) {
-    return fail(errc::bad_sequence, "", "eplb_load_meta must precede all eplb_load_stats records");
-  }
-  record_fields f;
-  stats_meta meta;
-  meta.where = record_.where;
-  for (auto field_result : object) {
-    ondemand::field field;
-    if (auto e = std::move(field_result).get(field)) return json_fail(e);
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return json_fail(e);
-    ondemand::value v = field.value();
-    status st;
-    if (key == "version") {
-      st = read_int(v, "version", f.version);
-      f.has_version = true;
-    } else if (key == "num_ranks") {
-      st = read_int(v, "num_ranks", f.num_ranks);
-      f.has_num_ranks = true;
-    } else if (key == "num_groups") {
-      st = read_int(v, "num_groups", f.num_groups);
-      f.has_num_groups = true;
-    } else if (key == "num_nodes") {
-      st = read_int(v, "num_nodes", f.num_nodes);
-      f.has_num_nodes = true;
-    } else if (key == "num_layers") {
-      st = read_int(v, "num_layers", f.num_layers);
-      f.has_num_layers = true;
-    } else if (key == "num_redundant_experts") {
-      st = read_int(v, "num_redundant_experts", f.redundant);
-      f.has_redundant = true;
-    } else if (key == "model") {
-      std::string_view model;
-      st = read_string(v, "model", model);
-      if (st) meta.model.assign(model);
-    } else if (key == "record_type") {
-      ondemand::raw_json_string raw;
-      if (auto e = v.get_raw_json_string().get(raw)) return json_fail(e);
-    } else if (auto e = check_value(v)) {
-      return json_fail(e);
-    }
-    if (!st) return st;
-  }
-  if (f.has_version && f.version != 1) {
-    return fail(errc::invalid_value, "version", cat("expected 1, got ", f.version));
-  }
-  struct int_field {
-    bool present;
-    std::int64_t value;
-    const char* name;
-    int min;
-    int* out;
-  };
-  const int_field ints[] = {
-      {f.has_num_layers, f.num_layers, "num_layers", 1, &meta.num_layers},
-      {f.has_num_ranks, f.num_ranks, "num_ranks", 1, &meta.num_ranks},
-      {f.has_num_groups, f.num_groups, "num_groups", 1, &meta.num_groups},
-      {f.has_num_nodes, f.num_nodes, "num_nodes", 1, &meta.num_nodes},
-      {f.has_redundant, f.redundant, "num_redundant_experts", 0, &meta.num_redundant_experts},
-  };
-  for (const auto& i : ints) {
-    if (!i.present) return fail(errc::missing_field, i.name, "missing in eplb_load_meta");
-    if (i.value < i.min || i.value > INT_MAX) {
-      return fail(errc::invalid_value, i.name,
-                  cat("must be ", i.min == 0 ? "non-negative" : "positive", ", got ", i.value));
-    }
-    *i.out = static_cast<int>(i.value);
-  }
-  meta_ = std::move(meta);
-  if (!summary_.meta) summary_.meta = meta_;
-  return status::success();
-}
-
-status stats_reader::process_stats(ondemand::object& object) {
-  record_fields& f = fields_;
-  f = record_fields{};
-  for (auto field_result : object) {
-    ondemand::field field;
-    if (auto e = std::move(field_result).get(field)) return json_fail(e);
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return json_fail(e);
-    ondemand::value v = field.value();
-    status st;
-    if (key == "expert_load") {
-      f.has_load = true;
-      // The fast scanner handles well-formed input; anything else (including every error) goes
-      // through On-Demand, which reports it precisely. A scanned value is left unconsumed and
-      // simdjson skips it by its structural index.
-      if (!scan_int_matrix<std::int64_t, true>(v.raw_json_token().data(), loads_, f.load_rows,
-                                               f.load_cols,
-                                               [](std::int64_t x) { return x >= 0; })) {
-        st = parse_matrix(
-            v, "expert_load", loads_, f.load_rows, f.load_cols,
-            [this](std::int64_t x, std::size_t l, std::size_t p) -> std::optional<error> {
-              if (x >= 0) return std::nullopt;
-              return fail(errc::invalid_value, "expert_load",
-                          cat("layer ", l, ", slot ", p, ": negative load ", x));
-            });
-      }
-    } else if (key == "p2l_map") {
-      f.has_p2l = true;
-      f.p2l_max = -1;
-      if (!scan_int_matrix<std::int32_t, true>(v.raw_json_token().data(), p2l_, f.p2l_rows,
-                                               f.p2l_cols, [&f](std::int64_t x) {
-                                                 if (x < 0 || x > INT32_MAX) return false;
-                                                 f.p2l_max = std::max(f.p2l_max, x);
-                                                 return true;
-                                               })) {
-        f.p2l_max = -1;
-        st = parse_matrix(
-            v, "p2l_map", p2l_, f.p2l_rows, f.p2l_cols,
-            [this, &f](std::int64_t x, std::size_t l, std::size_t p) -> std::optional<error> {
-              if (x >= 0 && x <= INT32_MAX) {
-                f.p2l_max = std::max(f.p2l_max, x);
-                return std::nullopt;
-              }
-              return fail(
-                  errc::out_of_range, "p2l_map",
-                  cat("layer ", l, ", slot ", p, ": logical expert id ", x,
-                      x < 0 ? " is negative (an unmapped slot?)" : " does not fit in 32 bits"));
-            });
-      }
-    } else if (key == "step") {
-      f.has_step = true;
-      st = read_int(v, "step", f.step);
-    } else if (key == "num_layers") {
-      f.has_num_layers = true;
-      st = read_int(v, "num_layers", f.num_layers);
-    } else if (key == "num_ranks") {
-      f.has_num_ranks = true;
-      st = read_int(v, "num_ranks", f.num_ranks);
-    } else if (key == "version") {
-      f.has_version = true;
-      st = read_int(v, "version", f.version);
-    } else if (key == "record_type") {
-      ondemand::raw_json_string raw;
-      if (auto e = v.get_raw_json_string().get(raw)) return json_fail(e);
-    } else if (!scan_int_matrix<std::int64_t, false>(v.raw_json_token().data(), unused_,
-                                                     f.other_rows, f.other_cols,
-                                                     [](std::int64_t) { return true; })) {
-      // Fields the reader does not use (tokens, experts_per_rank, ...) are syntax-checked: the
-      // integer matrices by the scanner, anything else by a full On-Demand walk.
-      if (auto e = check_value(v)) return json_fail(e);
-    }
-    if (!st) return st;
-  }
-  if (!f.has_step) return fail(errc::missing_field, "step", "missing in eplb_load_stats");
-  if (!f.has_load) return fail(errc::missing_field, "expert_load", "missing in eplb_load_stats");
-  if (!f.has_p2l) return fail(errc::missing_field, "p2l_map", "missing in eplb_load_stats");
-  if (f.has_version && f.version != 1) {
-    return fail(errc::invalid_value, "version", cat("expected 1, got ", f.version));
-  }
-  if (f.load_rows != f.p2l_rows || f.load_cols != f.p2l_cols) {
-    return fail(errc::shape_mismatch, "expert_load",
-                cat("shape ", shape_str(f.load_rows, f.load_cols), " does not match p2l_map shape ",
-                    shape_str(f.p2l_rows, f.p2l_cols), " (step ", f.step, ')'));
-  }
-  if (f.has_num_layers && f.num_layers != static_cast<std::int64_t>(f.load_rows)) {
-    return fail(
-        errc::shape_mismatch, "num_layers",
-        cat("the record says ", f.num_layers, " but expert_load has ", f.load_rows, " layers"));
-  }
-  if (f.has_num_ranks && (f.num_ranks < 1 || f.num_ranks > INT_MAX)) {
-    return fail(errc::invalid_value, "num_ranks", cat("must be positive, got ", f.num_ranks));
-  }
-  if (summary_.records_seen == 0) {
-    seen_min_step_ = seen_max_step_ = f.step;
-  } else {
-    seen_min_step_ = std::min(seen_min_step_, f.step);
-    seen_max_step_ = std::max(seen_max_step_, f.step);
-  }
-  ++summary_.records_seen;
-  ++file_stats_;
-  if (!options_.steps.contains(f.step)) return status::success();
-  if (auto st = check_selected(f); !st) return st;
-  deliver_ = true;
-  return status::success();
-}
-
 // Checks that tie a selected record to the meta and to the records before it, then fills record_.
-status stats_reader::check_selected(record_fields& f) {
+status stats_reader::check_selected(const record_fields& f, const std::int32_t* p2l,
+                                    std::uint64_t p2l_id) {
   const int num_layers = static_cast<int>(f.load_rows);
   const int num_slots = static_cast<int>(f.load_cols);
   const int record_experts = static_cast<int>(f.p2l_max + 1);
@@ -726,9 +418,10 @@ status stats_reader::check_selected(record_fields& f) {
                   cat("leaves no logical expert: ", origin));
     }
     if (record_experts > meta_experts) {
-      const auto it =
-          std::find_if(p2l_.begin(), p2l_.end(), [&](std::int32_t v) { return v >= meta_experts; });
-      const std::size_t at = static_cast<std::size_t>(it - p2l_.begin());
+      const std::size_t n = f.p2l_rows * f.p2l_cols;
+      const auto* it =
+          std::find_if(p2l, p2l + n, [&](std::int32_t v) { return v >= meta_experts; });
+      const std::size_t at = static_cast<std::size_t>(it - p2l);
       return fail(errc::out_of_range, "p2l_map",
                   cat("layer ", at / f.p2l_cols, ", slot ", at % f.p2l_cols, ": logical expert id ",
                       *it, " is not below E = ", meta_experts, " (", origin, ')'));
@@ -748,28 +441,32 @@ status stats_reader::check_selected(record_fields& f) {
   }
 
   // Every logical expert needs a slot in every layer, or its load would silently vanish.
-  if (seen_.size() < static_cast<std::size_t>(expected)) seen_.assign(expected, 0);
-  for (int l = 0; l < num_layers; ++l) {
-    if (++stamp_ == 0) {
-      std::fill(seen_.begin(), seen_.end(), 0);
-      stamp_ = 1;
-    }
-    const std::int32_t* row = p2l_.data() + static_cast<std::size_t>(l) * num_slots;
-    int distinct = 0;
-    for (int p = 0; p < num_slots; ++p) {
-      std::uint32_t& mark = seen_[row[p]];
-      if (mark != stamp_) {
-        mark = stamp_;
-        ++distinct;
+  if (p2l_id != covered_id_ || expected != covered_experts_) {
+    if (seen_.size() < static_cast<std::size_t>(expected)) seen_.assign(expected, 0);
+    for (int l = 0; l < num_layers; ++l) {
+      if (++stamp_ == 0) {
+        std::fill(seen_.begin(), seen_.end(), 0);
+        stamp_ = 1;
+      }
+      const std::int32_t* row = p2l + static_cast<std::size_t>(l) * num_slots;
+      int distinct = 0;
+      for (int p = 0; p < num_slots; ++p) {
+        std::uint32_t& mark = seen_[row[p]];
+        if (mark != stamp_) {
+          mark = stamp_;
+          ++distinct;
+        }
+      }
+      if (distinct != expected) {
+        int missing = 0;
+        while (seen_[missing] == stamp_) ++missing;
+        return fail(errc::invalid_value, "p2l_map",
+                    cat("layer ", l, ": logical expert ", missing,
+                        " has no slot (expected experts 0..", expected - 1, ')'));
       }
     }
-    if (distinct != expected) {
-      int missing = 0;
-      while (seen_[missing] == stamp_) ++missing;
-      return fail(errc::invalid_value, "p2l_map",
-                  cat("layer ", l, ": logical expert ", missing,
-                      " has no slot (expected experts 0..", expected - 1, ')'));
-    }
+    covered_id_ = p2l_id;
+    covered_experts_ = expected;
   }
 
   if (!have_shape_) {
@@ -793,26 +490,178 @@ status stats_reader::check_selected(record_fields& f) {
   record_.num_slots = num_slots;
   record_.num_experts = num_experts_;
   record_.num_ranks = f.has_num_ranks ? static_cast<int>(f.num_ranks) : 0;
-  record_.expert_load = loads_.data();
-  record_.p2l_map = p2l_.data();
   record_.meta = meta_ ? &*meta_ : nullptr;
   return status::success();
 }
 
-status stats_reader::finish() {
-  if (summary_.records_selected > 0) return status::success();
-  if (summary_.records_seen == 0) {
-    // Unreachable through read(), which refuses a file without records; kept for safety.
-    return make_error(errc::no_records, position{}, "", "no eplb_load_stats records found");
+status check_options(const stats_read_options& options) {
+  if (options.batch_bytes == 0 || options.batch_bytes > max_batch_bytes) {
+    return make_error(
+        errc::invalid_argument, position{}, "batch_bytes",
+        cat("must be between 1 and ", max_batch_bytes, ", got ", options.batch_bytes));
   }
-  std::string range;
-  if (options_.steps.first) range += std::to_string(*options_.steps.first);
-  range += ':';
-  if (options_.steps.last) range += std::to_string(*options_.steps.last);
-  return make_error(
-      errc::no_records, position{}, "",
-      cat("the step range ", range, " selected none of the ", summary_.records_seen,
-          " eplb_load_stats records (steps ", seen_min_step_, "..", seen_max_step_, ')'));
+  if (options.read_chunk_bytes == 0) {
+    return make_error(errc::invalid_argument, position{}, "read_chunk_bytes", "must be positive");
+  }
+  if (options.threads < 0) {
+    return make_error(errc::invalid_argument, position{}, "threads",
+                      cat("must be 0 (all cores) or positive, got ", options.threads));
+  }
+  return status::success();
+}
+
+// Calls the progress callback at most about ten times a second.
+class progress_reporter {
+ public:
+  progress_reporter(const stats_read_options& options, std::uint64_t total)
+      : callback_(options.progress), start_(clock::now()), last_(start_) {
+    state_.bytes_total = total;
+  }
+  void tick(const producer& prod, const stats_read_summary& summary, bool done) {
+    if (!callback_) return;
+    const auto now = clock::now();
+    if (!done && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    state_.bytes_done = prod.consumed();
+    state_.text_bytes = prod.text_bytes();
+    state_.records = summary.records_seen;
+    state_.seconds = std::chrono::duration<double>(now - start_).count();
+    state_.done = done;
+    callback_(state_);
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  const std::function<void(const stats_read_progress&)>& callback_;
+  clock::time_point start_, last_;
+  stats_read_progress state_;
+};
+
+// Runs the three stages over the inputs.
+status run(const std::vector<input>& inputs, const stats_read_options& options, stats_sink& sink,
+           stats_read_summary& summary) {
+  if (auto st = check_options(options); !st) return st;
+  std::uint64_t total = 0;
+  bool sizes_known = true;
+  for (const input& in : inputs) {
+    if (in.text != nullptr) {
+      total += in.text->size();
+      continue;
+    }
+    struct stat st {};
+    if (::stat(in.name.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      total += static_cast<std::uint64_t>(st.st_size);
+    } else {
+      sizes_known = false;
+    }
+  }
+  int threads = options.threads;
+  if (threads == 0) threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  // Threads only pay off over a few regions.
+  if (sizes_known && total <= 4 * static_cast<std::uint64_t>(options.read_chunk_bytes)) {
+    threads = 1;
+  }
+
+  stats_reader reader(options, sink, summary);
+  producer prod(options, inputs);
+  progress_reporter progress(options, sizes_known ? total : 0);
+  auto finish = [&](status st) {
+    progress.tick(prod, summary, true);
+    return st;
+  };
+  if (auto st = sink.on_begin(stats_input{total, threads}); !st) return finish(st);
+
+  if (threads == 1) {
+    work_item item;
+    chunk_parser parser(options, 1);
+    while (!prod.done()) {
+      prod.produce(item);
+      if (item.kind == work_item::type::region) parser.parse(item.region, item.parsed);
+      if (auto st = reader.apply(item, inputs); !st) return finish(st);
+      progress.tick(prod, summary, false);
+    }
+    return finish(reader.finish());
+  }
+
+  // Items are parsed in order by N - 1 parser threads and by the calling thread, which also
+  // reads, applies, and parses only when it has nothing else to do (so N threads keep N cores
+  // busy, and a parser thread the system holds back does not stall the others).
+  const std::size_t slots = static_cast<std::size_t>(threads) + 1;
+  std::vector<work_item> items(slots);
+  std::mutex mutex;
+  std::condition_variable work_cv, done_cv;
+  std::size_t produced = 0, next_parse = 0, applied = 0;
+  bool stop = false;
+  // Parses the next item; called with the lock held, returns with it held.
+  auto parse_next = [&](chunk_parser& parser, std::unique_lock<std::mutex>& lock) {
+    work_item& item = items[next_parse++ % slots];
+    lock.unlock();
+    if (item.kind == work_item::type::region) parser.parse(item.region, item.parsed);
+    lock.lock();
+    item.parsed_ready = true;
+  };
+  auto worker = [&](std::uint32_t id) {
+    chunk_parser parser(options, id);
+    std::unique_lock<std::mutex> lock(mutex);
+    while (true) {
+      work_cv.wait(lock, [&] { return stop || next_parse < produced; });
+      if (stop) return;
+      parse_next(parser, lock);
+      done_cv.notify_one();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(worker, static_cast<std::uint32_t>(t + 1));
+    } catch (const std::system_error&) {
+      break;  // fewer threads than asked: the calling thread parses too
+    }
+  }
+  auto shut_down = [&](status st) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
+    }
+    work_cv.notify_all();
+    for (auto& t : pool) t.join();
+    return finish(std::move(st));
+  };
+  chunk_parser own_parser(options, 1);
+  std::unique_lock<std::mutex> lock(mutex);
+  while (true) {
+    // Apply whatever is parsed, in order.
+    while (applied < produced && items[applied % slots].parsed_ready) {
+      work_item& item = items[applied % slots];
+      lock.unlock();
+      status st = reader.apply(item, inputs);
+      lock.lock();
+      item.parsed_ready = false;
+      ++applied;
+      if (!st) {
+        lock.unlock();
+        return shut_down(std::move(st));
+      }
+    }
+    if (prod.done() && applied == produced) break;
+    if (!prod.done() && produced - applied < slots) {
+      work_item& item = items[produced % slots];
+      lock.unlock();
+      prod.produce(item);
+      progress.tick(prod, summary, false);
+      lock.lock();
+      ++produced;
+      work_cv.notify_one();
+      continue;
+    }
+    if (next_parse < produced) {
+      parse_next(own_parser, lock);
+      continue;
+    }
+    done_cv.wait(lock, [&] { return items[applied % slots].parsed_ready; });
+  }
+  lock.unlock();
+  return shut_down(reader.finish());
 }
 
 }  // namespace
@@ -834,14 +683,10 @@ status read_vllm_stats(const std::vector<std::string>& files, const stats_read_o
     return make_error(errc::invalid_argument, position{*dup, 0, 0}, "",
                       "listed more than once (its loads would be counted twice)");
   }
-  auto reader = std::make_unique<detail::stats_reader>(options, sink, out);
-  if (auto st = reader->check_options(); !st) return st;
-  for (const auto& path : files) {
-    detail::file_source source;
-    if (auto st = source.open(path); !st) return st;
-    if (auto st = reader->read(path, source); !st) return st;
-  }
-  return reader->finish();
+  std::vector<detail::input> inputs;
+  inputs.reserve(files.size());
+  for (const auto& path : files) inputs.push_back(detail::input{path, nullptr});
+  return detail::run(inputs, options, sink, out);
 }
 
 status read_vllm_stats_text(const std::string& text, const std::string& name,
@@ -850,11 +695,8 @@ status read_vllm_stats_text(const std::string& text, const std::string& name,
   stats_read_summary local;
   stats_read_summary& out = summary ? *summary : local;
   out = stats_read_summary{};
-  auto reader = std::make_unique<detail::stats_reader>(options, sink, out);
-  if (auto st = reader->check_options(); !st) return st;
-  detail::memory_source source(text);
-  if (auto st = reader->read(name, source); !st) return st;
-  return reader->finish();
+  const std::vector<detail::input> inputs{detail::input{name, &text}};
+  return detail::run(inputs, options, sink, out);
 }
 
 }  // namespace eplb
