@@ -16,6 +16,10 @@ using runner = std::function<int()>;
 runner add_plan(CLI::App& app);
 /// Registers `synth`: write a synthetic stats trace.
 runner add_synth(CLI::App& app);
+/// Registers `eval`: judge mappings on recorded steps.
+runner add_eval(CLI::App& app);
+/// Registers `report`: write the evaluation as one self-contained HTML page.
+runner add_report(CLI::App& app);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitFailure.
 int fail(const std::string& message);

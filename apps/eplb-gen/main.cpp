@@ -28,6 +28,14 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand("synth", "Write a synthetic stats trace (vLLM JSONL)");
     commands.emplace_back(sub, eplb::cli::add_synth(*sub));
   }
+  {
+    CLI::App* sub = app.add_subcommand("eval", "Judge mappings on recorded (held-out) steps");
+    commands.emplace_back(sub, eplb::cli::add_eval(*sub));
+  }
+  {
+    CLI::App* sub = app.add_subcommand("report", "Write the evaluation as a self-contained HTML page");
+    commands.emplace_back(sub, eplb::cli::add_report(*sub));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "eplb/eval.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
 
@@ -23,6 +24,8 @@ struct plan_flags {
   std::string policy = "deepseek";
   std::string hierarchical = "auto";
   std::string device = "cpu";
+  std::string objective = "sum";
+  double split = 0;
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
   int threads = 0;
   bool quiet = false;
@@ -44,6 +47,13 @@ void print_summary(const plan_outcome& o, bool per_layer) {
   fmt::print(stderr, "policy:   {} ({}){}\n", o.info.policy,
              o.info.hierarchical ? "hierarchical" : "global",
              o.info.note.empty() ? "" : "; " + o.info.note);
+  if (o.objective.objective == "per-step") {
+    const objective_info& ob = o.objective;
+    fmt::print(stderr, "objective: per-step: {}\n",
+               ob.searched ? fmt::format("{} swaps; hold-out per-step imbalance {:.4f} -> {:.4f}",
+                                         ob.swaps, ob.holdout_sum, ob.holdout_search)
+                           : ob.note);
+  }
   if (per_layer) {
     fmt::print(stderr, "layer  before   after    gap to bound\n");
     for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
@@ -66,7 +76,14 @@ void print_summary(const plan_outcome& o, bool per_layer) {
 runner add_plan(CLI::App& app) {
   auto f = std::make_shared<plan_flags>();
   app.add_option("--stats", f->stats, "Stats JSONL file or glob (repeatable)")->take_all();
-  app.add_option("--steps", f->steps, "Inclusive step range A:B (A: or :B open-ended)");
+  app.add_option("--steps,--train-steps", f->steps,
+                 "Inclusive step range A:B to plan on (A: or :B open-ended)");
+  app.add_option("--split", f->split,
+                 "Plan on the first FRACTION of the selected steps (e.g. 0.7) and hold the rest "
+                 "out for `eval --split` (reads the stats once more to count the steps)");
+  app.add_option("--objective", f->objective,
+                 "sum: balance the summed loads; per-step: balance the steps themselves (slower)")
+      ->capture_default_str();
   app.add_option("-o,--output", f->output, "Mapping file to write ('-' for stdout)")->capture_default_str();
   app.add_option("--summary", f->summary, "Also write the run summary as JSON to this file");
   app.add_option("--ep", f->ep, "EP size (default: the stats' meta record)");
@@ -92,6 +109,19 @@ runner add_plan(CLI::App& app) {
       if (!r) return fail(r.message());
       req.steps = *r;
     }
+    if (f->split != 0) {
+      auto sp = split_steps(req.stats, req.steps, f->split);
+      if (!sp) return fail(sp.message());
+      req.steps = sp->train;
+      if (!f->quiet) {
+        fmt::print(stderr, "split:    plan on steps {}..{} ({} records), held out {}..{} ({})\n",
+                   *sp->train.first, *sp->train.last, sp->train_records, *sp->held_out.first,
+                   *sp->held_out.last, sp->held_out_records);
+      }
+    }
+    auto objective = parse_objective(f->objective);
+    if (!objective) return fail(objective.message());
+    req.objective = *objective;
     req.device = f->device;
     req.ep = flag(f->ep);
     req.redundant = flag(f->redundant);

@@ -9,6 +9,7 @@
 #include "eplb/bounds.hpp"
 #include "eplb/error.hpp"
 #include "eplb/metrics.hpp"
+#include "eplb/objective.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/stats.hpp"
 #include "eplb/types.hpp"
@@ -22,6 +23,7 @@ struct plan_request {
   std::string device = "cpu";
   std::optional<int> ep, redundant, groups, nodes;
   policy_options policy;
+  objective_kind objective = objective_kind::sum;  // per_step: see objective.hpp
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.
@@ -38,6 +40,7 @@ struct plan_outcome {
   load_matrix loads;
   placement result;
   plan_info info;
+  objective_info objective;
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
   gap_report gap;  // the placement's distance to the lower bound on the optimal max rank load

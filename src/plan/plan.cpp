@@ -96,7 +96,11 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!agg) return agg.err();
   stats_read_options ropt;
   ropt.steps = req.steps;
-  if (status s = read_vllm_stats(*files, ropt, **agg, &out.read); !s.ok()) return s.err();
+  // The per-step objective also keeps a sample of the steps; the sampler feeds the aggregator.
+  const bool per_step = req.objective == objective_kind::per_step;
+  step_sampler sampler(agg->get());
+  stats_sink& sink = per_step ? static_cast<stats_sink&>(sampler) : **agg;
+  if (status s = read_vllm_stats(*files, ropt, sink, &out.read); !s.ok()) return s.err();
   auto loads = (*agg)->finish();
   if (!loads) return loads.err();
   out.aggregator = (*agg)->name();
@@ -105,7 +109,11 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!topo) return topo.err();
   out.topo = *topo;
   const weight_matrix w = to_weights(out.loads);
-  auto placed = rebalance(w, out.topo, req.policy, &out.info);
+  objective_options oopt;
+  oopt.threads = req.policy.threads;
+  auto placed = per_step ? plan_per_step(w, sampler, out.topo, req.policy, oopt, &out.info,
+                                         &out.objective)
+                         : rebalance(w, out.topo, req.policy, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
@@ -149,6 +157,15 @@ std::string summary_json(const plan_outcome& o) {
   s += fmt::format("  \"policy\": {{\"name\": {}, \"hierarchical\": {}, \"note\": {}}},\n",
                    json_string(o.info.policy), o.info.hierarchical ? "true" : "false",
                    json_string(o.info.note));
+  // The steps that built the mapping, so an evaluation can judge it on others.
+  s += fmt::format("  \"train_steps\": {{\"first\": {}, \"last\": {}, \"records\": {}}},\n",
+                   o.read.first_step, o.read.last_step, o.read.records_selected);
+  const objective_info& ob = o.objective;
+  s += fmt::format(
+      "  \"objective\": {{\"name\": {}, \"searched\": {}, \"samples\": {}, \"holdout_sum\": {}, "
+      "\"holdout_search\": {}, \"swaps\": {}, \"note\": {}}},\n",
+      json_string(ob.objective), ob.searched ? "true" : "false", ob.samples,
+      json_number(ob.holdout_sum), json_number(ob.holdout_search), ob.swaps, json_string(ob.note));
   auto block = [&](const char* name, const imbalance_report& r, bool last) {
     s += fmt::format(
         "  \"{}\": {{\n    \"imbalance\": {},\n    \"mean_layer_imbalance\": {},\n"
