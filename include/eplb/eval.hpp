@@ -26,8 +26,13 @@ struct eval_candidate {
 /// How much per-step detail the replay keeps for reports (memory stays bounded).
 struct replay_options {
   bool bounds = true;        // compute the per-step lower bound (and each mapping's gap to it)
+  // The bound costs ~20-50 us per layer and step, more than reading the step: it is computed on
+  // at most this many evenly spaced judged steps (their loads are kept, as floats, exact below
+  // 2^24), in parallel at the end; 0 computes it on every step as it is read.
+  int bound_steps = 512;
   int series_buckets = 400;  // per-step series are kept in at most this many buckets of steps
   int sampled_steps = 32;    // at most this many evenly spaced steps keep their rank loads
+  int threads = 0;           // for the bound; 0: hardware concurrency; results never depend on it
 };
 
 /// Mean, nearest-rank percentiles and worst of a per-step quantity.
@@ -54,7 +59,7 @@ struct candidate_report {
   int num_slots = 0;
   int num_ranks = 0;
   std::vector<double> step_imbalance;  // per judged step: sum_l max / sum_l mean
-  std::vector<double> step_gap;        // per judged step: sum_l max / sum_l bound - 1 (if bounds)
+  std::vector<double> step_gap;        // per bound step: sum_l max / sum_l bound - 1
   step_distribution imbalance;
   std::optional<step_distribution> gap;
   std::vector<double> layer_mean_imbalance;  // [L] mean over steps with load of max / mean
@@ -78,9 +83,10 @@ struct eval_result {
   std::vector<std::int64_t> steps;  // the judged step numbers, in stream order
   load_matrix expert_load;          // [L][E] logical loads summed over the judged steps
   std::vector<candidate_report> candidates;
-  // Per judged step: sum_l LB_l / sum_l mean_l, the least imbalance any placement with topo's
-  // slots could have had in that step (empty without bounds); candidates with topo's slots and
-  // ranks get their gap to it.
+  // Per bound step (bound_steps: the judged steps the bound was computed on, see replay_options):
+  // sum_l LB_l / sum_l mean_l, the least imbalance any placement with topo's slots could have had
+  // in that step (empty without bounds); candidates with topo's slots and ranks get their gap.
+  std::vector<std::int64_t> bound_steps;
   std::vector<double> step_bound;
   std::optional<step_distribution> bound;
   step_buckets buckets;

@@ -59,7 +59,7 @@ class step_sampler final : public stats_sink {
   stats_sink* next_;
   int max_samples_;
   std::uint64_t steps_ = 0;
-  std::uint64_t stride_ = 1;
+  std::uint64_t stride_ = 1;  // keep records whose index is a multiple of it
   load_matrix logical_;
   std::vector<std::uint64_t> index_;
   std::vector<sample_matrix> samples_;

@@ -184,14 +184,9 @@ status step_sampler::on_record(const stats_record& r) {
   index_.push_back(index);
   samples_.push_back(logical_.cast<float>());
   if (static_cast<int>(samples_.size()) > max_samples_) {
-    // Keep every other sample and double the stride: evenly spaced and bounded.
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < samples_.size(); i += 2, ++out) {
-      index_[out] = index_[i];
-      samples_[out] = std::move(samples_[i]);
-    }
-    index_.resize(out);
-    samples_.resize(out);
+    // Evenly spaced and bounded (see detail::thinning).
+    detail::thinning::keep_even(index_);
+    detail::thinning::keep_even(samples_);
     stride_ *= 2;
   }
   return status::success();

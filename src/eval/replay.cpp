@@ -1,10 +1,14 @@
 // Replay: every judged step's logical loads through every candidate placement, keeping the
 // per-step model imbalance (for percentiles), per-layer and per-rank sums, and bounded
-// downsampled series for reports. Single pass, sequential, so results depend only on the inputs.
+// downsampled series for reports. One sequential pass; the per-step lower bound (costlier than
+// reading a step) runs at the end on retained steps, in parallel, each step on its own, so
+// results depend only on the inputs.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "eplb/aggregate.hpp"
@@ -25,7 +29,8 @@ struct candidate_state {
   detail::slot_table table;
   bool fixed = true;                   // false: the table follows each record's p2l_map
   std::vector<std::int32_t> last_p2l;  // p2l_map the table was last built from (recorded)
-  bool same_as_bound = false;          // same slots and ranks as the bound's topology
+  bool same_as_bound = true;           // same slots and ranks as the bound's topology throughout
+  std::vector<double> sum_max;         // per step: sum over layers of the max rank load
   weight_matrix rank_sum;              // [L][R] summed rank loads
   std::vector<double> mean_sum;        // [L] summed mean rank loads
   std::vector<double> layer_ratio_sum;
@@ -46,17 +51,24 @@ struct replayer::impl {
   load_matrix logical;
   load_matrix logical_sum;
   std::vector<double> totals;  // [L] logical load per layer of the step
-  std::vector<double> weights;  // [E] one layer as doubles, for the bound
   std::vector<double> loads;    // [L][R] rank loads of one candidate in one step
   std::vector<std::int64_t> steps;
-  std::vector<double> step_bound;
+  std::vector<double> step_total;  // per step: sum over layers of the logical load
   int bucket_width = 1;
   int bucket_count = 0;
-  int sample_stride = 1;
+  detail::thinning sample_thin{1};
   std::vector<std::int64_t> sampled;
+  // Steps kept for the bound: their index in `steps` and logical loads ([L][E]).
+  detail::thinning bound_thin{1};
+  std::vector<std::size_t> bound_index;
+  std::vector<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> bound_loads;
+  std::vector<double> inline_bound;  // bound_steps == 0: sum_l LB_l of every step
 
   void merge_buckets();
   status replay(const stats_record& r);
+  template <class M>
+  double sum_bound(const M& logical_loads, std::vector<double>& weights) const;
+  std::vector<double> retained_bounds() const;
 };
 
 replayer::replayer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -77,6 +89,8 @@ result<replayer> replayer::create(const topology& topo, std::vector<eval_candida
   auto p = std::make_unique<impl>();
   p->topo = topo;
   p->opt = options;
+  p->sample_thin = detail::thinning(static_cast<std::size_t>(options.sampled_steps));
+  p->bound_thin = detail::thinning(static_cast<std::size_t>(std::max(options.bound_steps, 1)));
   const auto L = static_cast<std::size_t>(topo.num_layers);
   for (eval_candidate& c : candidates) {
     candidate_state st;
@@ -106,7 +120,6 @@ result<replayer> replayer::create(const topology& topo, std::vector<eval_candida
   p->logical = load_matrix::Zero(topo.num_layers, topo.num_experts);
   p->logical_sum = load_matrix::Zero(topo.num_layers, topo.num_experts);
   p->totals.resize(L);
-  p->weights.resize(static_cast<std::size_t>(topo.num_experts));
   return replayer(std::move(p));
 }
 
@@ -142,6 +155,40 @@ void replayer::impl::merge_buckets() {
   bucket_width *= 2;
 }
 
+template <class M>
+double replayer::impl::sum_bound(const M& logical_loads, std::vector<double>& weights) const {
+  // Duplicates allowed: the bound then holds for every placement, vLLM's included.
+  bound_options bo;
+  bo.forbid_duplicates = false;
+  bo.exact_knapsack = false;
+  weights.resize(static_cast<std::size_t>(topo.num_experts));
+  double sum = 0;
+  for (int l = 0; l < topo.num_layers; ++l) {
+    for (int e = 0; e < topo.num_experts; ++e) {
+      weights[static_cast<std::size_t>(e)] = static_cast<double>(logical_loads(l, e));
+    }
+    sum += lower_bound_layer(weights.data(), topo.num_experts, topo.num_slots, topo.num_ranks, bo)
+               .best;
+  }
+  return sum;
+}
+
+std::vector<double> replayer::impl::retained_bounds() const {
+  std::vector<double> out(bound_loads.size());
+  std::atomic<std::size_t> next{0};
+  auto worker = [&]() {
+    std::vector<double> weights;
+    for (std::size_t i = next++; i < out.size(); i = next++) out[i] = sum_bound(bound_loads[i], weights);
+  };
+  int n = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
+  n = std::clamp(n, 1, static_cast<int>(std::max<std::size_t>(out.size(), 1)));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n; ++i) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  return out;
+}
+
 status replayer::impl::replay(const stats_record& r) {
   const int L = topo.num_layers;
   const int E = topo.num_experts;
@@ -161,18 +208,17 @@ status replayer::impl::replay(const stats_record& r) {
     sum_total += totals[static_cast<std::size_t>(l)];
   }
 
-  double sum_bound = 0;
-  if (opt.bounds) {
-    // Duplicates allowed: the bound then holds for every placement, vLLM's included.
-    bound_options bo;
-    bo.forbid_duplicates = false;
-    bo.exact_knapsack = false;
-    for (int l = 0; l < L; ++l) {
-      for (int e = 0; e < E; ++e) weights[static_cast<std::size_t>(e)] = static_cast<double>(logical(l, e));
-      sum_bound += lower_bound_layer(weights.data(), E, topo.num_slots, topo.num_ranks, bo).best;
+  step_total.push_back(sum_total);
+  if (opt.bounds && opt.bound_steps == 0) {
+    std::vector<double> weights;
+    inline_bound.push_back(sum_bound(logical, weights));
+  } else if (opt.bounds && bound_thin.wants(index)) {
+    bound_index.push_back(index);
+    bound_loads.push_back(logical.cast<float>());
+    if (bound_thin.overflows(bound_loads.size())) {
+      detail::thinning::keep_even(bound_index);
+      detail::thinning::keep_even(bound_loads);
     }
-    const double sum_mean = sum_total / topo.num_ranks;
-    step_bound.push_back(sum_mean > 0 ? sum_bound / sum_mean : 0.0);
   }
 
   // Bucket and sample bookkeeping shared by all candidates.
@@ -183,7 +229,7 @@ status replayer::impl::replay(const stats_record& r) {
   }
   const bool new_bucket = bucket >= bucket_count;
   if (new_bucket) bucket_count = bucket + 1;
-  const bool sample = index % static_cast<std::size_t>(sample_stride) == 0;
+  const bool sample = sample_thin.wants(index);
   if (sample) sampled.push_back(r.step);
 
   const auto Lz = static_cast<std::size_t>(L);
@@ -213,7 +259,8 @@ status replayer::impl::replay(const stats_record& r) {
         c.last_p2l = std::move(p.physical_to_logical);
       }
       c.report.num_slots = r.num_slots;
-      c.same_as_bound = r.num_slots == topo.num_slots && ranks == topo.num_ranks;
+      c.same_as_bound =
+          c.same_as_bound && r.num_slots == topo.num_slots && ranks == topo.num_ranks;
     } else if (c.rank_sum.size() == 0) {
       c.rank_sum = weight_matrix::Zero(L, topo.num_ranks);
       c.report.busiest_count.assign(static_cast<std::size_t>(topo.num_ranks), 0);
@@ -258,9 +305,7 @@ status replayer::impl::replay(const stats_record& r) {
     c.b_sum[b] += imb;
     c.b_max[b] = std::max(c.b_max[b], imb);
     c.b_count[b] += 1;
-    if (opt.bounds && c.same_as_bound) {
-      c.report.step_gap.push_back(sum_bound > 0 ? sum_max / sum_bound - 1.0 : 0.0);
-    }
+    c.sum_max.push_back(sum_max);
     if (sample) {
       for (int l = 0; l < L; ++l) {
         const double mean = totals[static_cast<std::size_t>(l)] / R;
@@ -271,23 +316,12 @@ status replayer::impl::replay(const stats_record& r) {
       }
     }
   }
-  if (sample && static_cast<int>(sampled.size()) > opt.sampled_steps) {
-    // Keep every other sample and double the stride: samples stay evenly spaced and bounded.
-    std::vector<std::int64_t> kept;
-    for (std::size_t i = 0; i < sampled.size(); i += 2) kept.push_back(sampled[i]);
+  if (sample && sample_thin.overflows(sampled.size())) {
+    detail::thinning::keep_even(sampled);
     for (candidate_state& c : cands) {
-      const std::size_t per = Lz * static_cast<std::size_t>(c.table.num_ranks());
-      std::vector<float>& v = c.report.sampled_relative_load;
-      std::size_t out = 0;
-      for (std::size_t i = 0; i < sampled.size(); i += 2, ++out) {
-        std::copy(v.begin() + static_cast<std::ptrdiff_t>(i * per),
-                  v.begin() + static_cast<std::ptrdiff_t>((i + 1) * per),
-                  v.begin() + static_cast<std::ptrdiff_t>(out * per));
-      }
-      v.resize(out * per);
+      detail::thinning::keep_even(c.report.sampled_relative_load,
+                                  Lz * static_cast<std::size_t>(c.table.num_ranks()));
     }
-    sampled = std::move(kept);
-    sample_stride *= 2;
   }
   return status::success();
 }
@@ -301,8 +335,22 @@ result<eval_result> replayer::finish() {
   out.topo = m.topo;
   out.steps = m.steps;
   out.expert_load = m.logical_sum;
-  out.step_bound = m.step_bound;
-  if (m.opt.bounds) out.bound = summarize_steps(m.step_bound, m.steps);
+  // The bound on the retained steps (or every step), then each step's bound imbalance.
+  std::vector<std::size_t> bound_index = m.bound_index;
+  std::vector<double> bound_sum;
+  if (m.opt.bounds && m.opt.bound_steps == 0) {
+    bound_sum = m.inline_bound;
+    bound_index.resize(m.steps.size());
+    for (std::size_t i = 0; i < bound_index.size(); ++i) bound_index[i] = i;
+  } else if (m.opt.bounds) {
+    bound_sum = m.retained_bounds();
+  }
+  for (std::size_t i = 0; i < bound_index.size(); ++i) {
+    const double sum_mean = m.step_total[bound_index[i]] / m.topo.num_ranks;
+    out.bound_steps.push_back(m.steps[bound_index[i]]);
+    out.step_bound.push_back(sum_mean > 0 ? bound_sum[i] / sum_mean : 0.0);
+  }
+  if (m.opt.bounds) out.bound = summarize_steps(out.step_bound, out.bound_steps);
   out.buckets.width = m.bucket_width;
   out.buckets.count = m.bucket_count;
   for (int b = 0; b < m.bucket_count; ++b) {
@@ -313,10 +361,12 @@ result<eval_result> replayer::finish() {
   for (candidate_state& c : m.cands) {
     candidate_report r = std::move(c.report);
     r.imbalance = summarize_steps(r.step_imbalance, m.steps);
-    if (m.opt.bounds && c.same_as_bound && r.step_gap.size() == m.steps.size()) {
-      r.gap = summarize_steps(r.step_gap, m.steps);
-    } else {
-      r.step_gap.clear();
+    if (m.opt.bounds && c.same_as_bound) {
+      for (std::size_t i = 0; i < bound_index.size(); ++i) {
+        const double mx = c.sum_max[bound_index[i]];
+        r.step_gap.push_back(bound_sum[i] > 0 ? mx / bound_sum[i] - 1.0 : 0.0);
+      }
+      r.gap = summarize_steps(r.step_gap, out.bound_steps);
     }
     r.layer_mean_imbalance.resize(L);
     const int R = r.num_ranks;

@@ -3,7 +3,8 @@
 // JSON in <script type="application/json" id="eplb-data">. Plain ES2017 and canvas; nothing is
 // fetched, so the page works offline and from a file:// URL. The script writes any error into
 // #errors (and data-errors on <body>), and sets data-ready="1" on <body> once everything is drawn,
-// with data-heat-pixels = the number of coloured heatmap pixels, for the headless browser test.
+// with data-heat-pixels = the number of non-white pixels of the "before" heatmap, for the headless
+// browser test.
 
 namespace eplb::detail {
 
@@ -36,6 +37,7 @@ canvas{display:block;border:1px solid #dde2e8;background:#fff}
 #tip{position:fixed;pointer-events:none;background:rgba(29,36,48,.92);color:#fff;padding:5px 8px;
 border-radius:4px;font-size:12px;display:none;white-space:pre;z-index:10}
 .legend{display:flex;align-items:center;gap:6px;font-size:12px;color:#5a6576}
+.legend .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-left:8px}
 </style></head>
 <body>
 <header><h1 id="title"></h1><p id="meta"></p><p id="train"></p></header>
@@ -61,14 +63,16 @@ step shows one of the evenly spaced sampled steps.</p>
 </section>
 <section id="series-section"><h2>Per-step imbalance over time</h2>
 <div class="controls"><label>Layer <select id="series-layer"></select></label>
-<span class="note">Lines: mean per bucket of steps; shaded: the bucket's worst step.</span></div>
+<span class="note">Lines: mean per bucket of steps; shaded: the bucket's worst step.</span>
+<span class="legend mapping-legend"></span></div>
 <canvas id="series" width="1180" height="300"></canvas></section>
 <section id="layers-section"><h2>Per-layer mean per-step imbalance</h2>
+<div class="controls"><span class="legend mapping-legend"></span></div>
 <canvas id="layers" width="1180" height="260"></canvas></section>
 <section id="replica-section"><h2>Replicas per expert</h2>
 <div class="controls"><label>Layer <select id="replica-layer"></select></label>
 <span class="note">Bars: replica count per mapping; grey line: the expert's share of the layer's
-load on the judged steps (right axis).</span></div>
+load on the judged steps (right axis).</span><span class="legend mapping-legend"></span></div>
 <canvas id="replicas" width="1180" height="260"></canvas></section>
 </main>
 <div id="tip"></div>
@@ -123,7 +127,7 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   }
   var table = document.getElementById("summary");
   var head = el("tr");
-  ["mapping", "slots", "mean", "p50", "p90", "p99", "worst", "worst step", "gap to bound",
+  ["mapping", "EP", "slots", "mean", "p50", "p90", "p99", "worst", "worst step", "gap to bound",
    "time saved"].forEach(function (h) { head.appendChild(el("th", h)); });
   table.appendChild(head);
   D.mappings.forEach(function (m, i) {
@@ -133,7 +137,7 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     name.appendChild(sw); name.appendChild(document.createTextNode(m.name));
     tr.appendChild(name);
     var im = m.imbalance;
-    [String(m.slots), fmt(im.mean, 4), fmt(im.p50, 4), fmt(im.p90, 4), fmt(im.p99, 4),
+    [String(m.ranks), String(m.slots), fmt(im.mean, 4), fmt(im.p50, 4), fmt(im.p90, 4), fmt(im.p99, 4),
      fmt(im.worst, 4), String(im.worst_step), m.gap ? fmt(100 * m.gap.mean, 2) + "%" : "-",
      m.time_saved === null ? "-" : fmt(100 * m.time_saved, 1) + "%"]
         .forEach(function (t) { tr.appendChild(el("td", t)); });
@@ -141,7 +145,7 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   });
   if (D.bound) {
     var tr = el("tr");
-    [ "per-step lower bound", String(D.topology.num_slots), fmt(D.bound.mean, 4),
+    [ "per-step lower bound", String(D.topology.num_ranks), String(D.topology.num_slots), fmt(D.bound.mean, 4),
       fmt(D.bound.p50, 4), fmt(D.bound.p90, 4), fmt(D.bound.p99, 4), fmt(D.bound.worst, 4),
       String(D.bound.worst_step), "", ""].forEach(function (t) { tr.appendChild(el("td", t)); });
     table.appendChild(tr);
@@ -153,6 +157,13 @@ inline constexpr const char* kReportTail = R"HTML(</script>
       (D.expert_fraction === null ? " Give --expert-fraction for the predicted time saved."
        : " Time saved: f * (1 - imbalance / identity's) with f = " + D.expert_fraction +
          " of step time in expert compute under the identity layout.");
+
+  Array.prototype.forEach.call(document.querySelectorAll(".mapping-legend"), function (box) {
+    D.mappings.forEach(function (m, i) {
+      var sw = el("span"); sw.className = "sw"; sw.style.background = color(i);
+      box.appendChild(sw); box.appendChild(el("span", m.name));
+    });
+  });
 
   // Heatmaps.
   function heatColor(v) {
@@ -227,14 +238,14 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     for (; v <= hi + 1e-9; v += step) t.push(v);
     return t;
   }
-  function frame(ctx, W, H, pad, lo, hi, label) {
+  function frame(ctx, W, H, pad, lo, hi, label, digits) {
     ctx.clearRect(0, 0, W, H);
     ctx.font = "11px system-ui, sans-serif";
     ctx.strokeStyle = "#e3e7ec"; ctx.fillStyle = "#5a6576"; ctx.lineWidth = 1;
     niceTicks(lo, hi, 6).forEach(function (t) {
       var y = pad.t + (H - pad.t - pad.b) * (1 - (t - lo) / (hi - lo));
       ctx.beginPath(); ctx.moveTo(pad.l, y); ctx.lineTo(W - pad.r, y); ctx.stroke();
-      ctx.fillText(t.toFixed(2), 4, y + 4);
+      ctx.fillText(t.toFixed(digits === undefined ? 2 : digits), 4, y + 4);
     });
     ctx.fillText(label, pad.l, 11);
   }
@@ -343,7 +354,7 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     var total = load.reduce(function (a, b) { return a + b; }, 0) || 1;
     var share = load.map(function (v) { return v / total; });
     var smax = Math.max.apply(null, share) * 1.1 || 1;
-    frame(ctx, W, H, pad, 0, hi + 0.5, "replicas");
+    frame(ctx, W, H, pad, 0, hi + 0.5, "replicas", 0);
     var gw = (W - pad.l - pad.r) / E, bw = Math.max(1, gw / (maps.length + 0.5));
     var y = function (v) { return pad.t + (H - pad.t - pad.b) * (1 - v / (hi + 0.5)); };
     maps.forEach(function (m, i) {
@@ -379,10 +390,12 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     drawSeries();
     drawLayers();
     drawReplicas();
-    // For the headless test: count the heatmap pixels that carry a load colour.
+    // For the headless test: count the heatmap pixels that carry a load colour (not white).
     var hc = document.getElementById("heat-before");
     var px = hc.getContext("2d").getImageData(0, 0, hc.width, hc.height).data, painted = 0;
-    for (var i = 0; i < px.length; i += 4) if (px[i + 3] > 0) painted += 1;
+    for (var i = 0; i < px.length; i += 4) {
+      if (px[i + 3] > 0 && (px[i] < 245 || px[i + 1] < 245 || px[i + 2] < 245)) painted += 1;
+    }
     document.body.setAttribute("data-heat-pixels", String(painted));
   } catch (e) {
     report("error: " + (e && e.stack ? e.stack : e));

@@ -46,7 +46,7 @@ expect_contains "$work/e.json" '"train_overlap_records": 0' "json overlap"
 expect_contains "$work/e.json" '"judged_records": 180' "json records"
 [ ! -s "$work/eval.err" ] && ok || { bad "eval printed on stderr:"; cat "$work/eval.err" >&2; }
 # Both plans beat the identity layout on the held-out steps.
-awk '/^identity /{id=$3} /sum.jsonl/{s=$3} /per-step.jsonl/{p=$3} END{exit !(s < id && p < id)}' \
+awk '$2 !~ /^[0-9]+$/ {next} /^identity /{id=$4} /sum.jsonl/{s=$4} /per-step.jsonl/{p=$4} END{exit !(s < id && p < id)}' \
   "$work/eval.out" && ok || { bad "mappings do not beat identity:"; cat "$work/eval.out" >&2; }
 
 # 3. Judging the train steps warns.

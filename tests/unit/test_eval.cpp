@@ -50,13 +50,14 @@ placement tiny_mapping() {
 
 const topology tiny_topo{2, 3, 4, 2, 1, 1};
 
-eval_result replay_tiny(bool bounds) {
+eval_result replay_tiny(bool bounds, int bound_steps = 512) {
   std::vector<eval_candidate> c;
   c.push_back({"identity", identity_placement(tiny_topo)});
   c.push_back({"recorded", std::nullopt});
   c.push_back({"mapping", tiny_mapping()});
   replay_options o;
   o.bounds = bounds;
+  o.bound_steps = bound_steps;
   auto rp = replayer::create(tiny_topo, std::move(c), o);
   REQUIRE(rp.ok());
   REQUIRE(read_vllm_stats_text(tiny_trace, "tiny.jsonl", stats_read_options{}, *rp, nullptr).ok());
@@ -156,6 +157,17 @@ TEST_CASE("replay agrees with measure_imbalance step by step and with the bound"
     CHECK(r.step_bound[s] <= r.candidates[2].step_imbalance[s] + 1e-12);
   }
   CHECK(r.candidates[2].gap.has_value());
+  CHECK(r.bound_steps == r.steps);
+  // Computed as the steps are read (bound_steps = 0), or at the end on at most 2 kept steps.
+  const eval_result all = replay_tiny(true, 0);
+  CHECK(all.bound_steps == r.bound_steps);
+  CHECK(all.step_bound == r.step_bound);
+  CHECK(all.candidates[2].step_gap == r.candidates[2].step_gap);
+  const eval_result two = replay_tiny(true, 2);
+  CHECK(two.bound_steps == std::vector<std::int64_t>{100, 120});  // indices 0 and 2
+  CHECK(two.step_bound[1] == r.step_bound[2]);
+  CHECK(two.candidates[2].step_gap[1] == r.candidates[2].step_gap[2]);
+  CHECK_FALSE(replay_tiny(false).bound.has_value());
 }
 
 TEST_CASE("replay rejects layouts that do not fit and records of another shape") {
