@@ -45,8 +45,11 @@ struct config_result {
 class split_sink final : public stats_sink {
  public:
   split_sink(std::uint64_t train, std::vector<int> eps, int redundant)
-      : train_(train), eps_(std::move(eps)), redundant_(redundant),
-        agg_(std::move(make_aggregator("cpu").value())), sampler_(agg_.get()) {}
+      : train_(train),
+        eps_(std::move(eps)),
+        redundant_(redundant),
+        agg_(std::move(make_aggregator("cpu").value())),
+        sampler_(agg_.get()) {}
 
   status on_record(const stats_record& r) override {
     if (seen_++ < train_) return sampler_.on_record(r);
@@ -139,11 +142,13 @@ int main(int argc, char** argv) {
   const scenario scenarios[] = {{"drift 0.3", 0.3, 0.0}, {"stationary", 0.0, 0.0}};
   const int redundant = 32;
   const auto t0 = std::chrono::steady_clock::now();
-  fmt::print("{} steps per trace, 256-8192 tokens per step, top-8, {} redundant slots; plan on "
-             "the first 70%, judge the last 30%.\n\n",
-             steps, redundant);
-  fmt::print("| model | trace | EP | identity | sum | per-step | per-step - sum | search kept | "
-             "per-step plan s |\n");
+  fmt::print(
+      "{} steps per trace, 256-8192 tokens per step, top-8, {} redundant slots; plan on "
+      "the first 70%, judge the last 30%.\n\n",
+      steps, redundant);
+  fmt::print(
+      "| model | trace | EP | identity | sum | per-step | per-step - sum | search kept | "
+      "per-step plan s |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|\n");
   int rows = 0;
   for (auto& f : files) {
@@ -181,8 +186,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("\n{} rows in {:.1f} s\n", rows, secs);
   return rows > 0 ? 0 : 1;
 }

@@ -36,9 +36,9 @@ void print_table(const eval_result& r, const eval_context& ctx, bool per_layer) 
              r.topo.num_ranks);
   if (ctx.train_steps) {
     fmt::print("train:   steps {}{}\n", range_text(*ctx.train_steps),
-               ctx.train_overlap ? fmt::format(": {} judged records inside (not held out)",
-                                               ctx.train_overlap)
-                                 : ": no judged step inside (held out)");
+               ctx.train_overlap
+                   ? fmt::format(": {} judged records inside (not held out)", ctx.train_overlap)
+                   : ": no judged step inside (held out)");
   }
   std::size_t width = 20;
   for (const candidate_report& c : r.candidates) width = std::max(width, c.name.size());
@@ -46,23 +46,23 @@ void print_table(const eval_result& r, const eval_context& ctx, bool per_layer) 
   const bool speed = ctx.expert_fraction && id;
   fmt::print("\nper-step imbalance (max / mean rank load; 1.0 is perfect)\n");
   fmt::print("{:<{}} {:>3} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}{}\n", "mapping", width, "EP",
-             "slots",
-             "mean", "p50", "p90", "p99", "worst", "gap",
+             "slots", "mean", "p50", "p90", "p99", "worst", "gap",
              speed ? fmt::format(" {:>11}", fmt::format("saved@f={}", *ctx.expert_fraction)) : "");
   for (const candidate_report& c : r.candidates) {
     const step_distribution& d = c.imbalance;
-    fmt::print("{:<{}} {:>3} {:>5} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f} {:>9}{}\n", c.name,
-               width, c.num_ranks, c.num_slots, d.mean, d.p50, d.p90, d.p99, d.worst,
-               c.gap ? fmt::format("{:.2f}%", 100 * c.gap->mean) : "-",
-               speed ? fmt::format(" {:>10.1f}%", 100 * predicted_time_saved(
-                                                          *ctx.expert_fraction, d.mean,
-                                                          id->imbalance.mean))
-                     : "");
+    fmt::print(
+        "{:<{}} {:>3} {:>5} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f} {:>9}{}\n", c.name, width,
+        c.num_ranks, c.num_slots, d.mean, d.p50, d.p90, d.p99, d.worst,
+        c.gap ? fmt::format("{:.2f}%", 100 * c.gap->mean) : "-",
+        speed ? fmt::format(" {:>10.1f}%", 100 * predicted_time_saved(*ctx.expert_fraction, d.mean,
+                                                                      id->imbalance.mean))
+              : "");
   }
   if (r.bound) {
     const step_distribution& d = *r.bound;
     fmt::print("{:<{}} {:>3} {:>5} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f}\n",
-               "(per-step bound)", width, r.topo.num_ranks, r.topo.num_slots, d.mean, d.p50, d.p90, d.p99, d.worst);
+               "(per-step bound)", width, r.topo.num_ranks, r.topo.num_slots, d.mean, d.p50, d.p90,
+               d.p99, d.worst);
   }
   fmt::print("\nbusiest ranks (summed load / mean rank's; share of layer-steps it was the max)\n");
   for (const candidate_report& c : r.candidates) {

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     commands.emplace_back(sub, eplb::cli::add_eval(*sub));
   }
   {
-    CLI::App* sub = app.add_subcommand("report", "Write the evaluation as a self-contained HTML page");
+    CLI::App* sub =
+        app.add_subcommand("report", "Write the evaluation as a self-contained HTML page");
     commands.emplace_back(sub, eplb::cli::add_report(*sub));
   }
   try {

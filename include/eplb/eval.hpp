@@ -25,7 +25,7 @@ struct eval_candidate {
 
 /// How much per-step detail the replay keeps for reports (memory stays bounded).
 struct replay_options {
-  bool bounds = true;        // compute the per-step lower bound (and each mapping's gap to it)
+  bool bounds = true;  // compute the per-step lower bound (and each mapping's gap to it)
   // The bound costs ~20-50 us per layer and step, more than reading the step: it is computed on
   // at most this many evenly spaced judged steps (their loads are kept, as floats, exact below
   // 2^24), in parallel at the end; 0 computes it on every step as it is read.
@@ -66,9 +66,9 @@ struct candidate_report {
   // [L][R] rank loads summed over the judged steps, divided by the summed mean rank load of the
   // layer (1.0 = an average rank).
   weight_matrix relative_rank_load;
-  std::vector<double> rank_share;            // [R] summed load of each rank / mean rank's
-  std::vector<std::int64_t> busiest_count;   // [R] (step, layer) pairs where the rank was busiest
-  std::vector<std::int32_t> replicas;        // [L][E] replica counts; empty when recorded
+  std::vector<double> rank_share;           // [R] summed load of each rank / mean rank's
+  std::vector<std::int64_t> busiest_count;  // [R] (step, layer) pairs where the rank was busiest
+  std::vector<std::int32_t> replicas;       // [L][E] replica counts; empty when recorded
   // Downsampled series for reports: per bucket the mean and max of the model imbalance, and per
   // layer ([bucket][L]) the mean and max of the layer imbalance.
   std::vector<double> bucket_mean, bucket_max;

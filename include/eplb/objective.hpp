@@ -68,12 +68,12 @@ class step_sampler final : public stats_sink {
 /// What the per-step objective decided.
 struct objective_info {
   std::string objective = "sum";
-  bool searched = false;        // whether the final placement is the search's
-  double holdout_sum = 0;       // hold-out mean per-step imbalance of the policy's placement
-  double holdout_search = 0;    // ... and of the searched one
+  bool searched = false;      // whether the final placement is the search's
+  double holdout_sum = 0;     // hold-out mean per-step imbalance of the policy's placement
+  double holdout_search = 0;  // ... and of the searched one
   std::uint64_t fit_samples = 0, holdout_samples = 0, samples = 0;
-  std::uint64_t swaps = 0;      // swaps the final search made
-  std::string note;             // why no search happened, when it did not
+  std::uint64_t swaps = 0;  // swaps the final search made
+  std::string note;         // why no search happened, when it did not
 };
 
 /// Swaps slots between ranks of each layer while the mean over `samples` of the per-step
@@ -83,8 +83,8 @@ struct objective_info {
 /// result does not depend on `threads`. `p` must be valid for `topo`; `swaps` (may be null) gets
 /// the number of swaps made.
 placement refine_per_step(placement p, const topology& topo,
-                          const std::vector<sample_matrix>& samples, int rank_block,
-                          int max_passes, int threads, std::uint64_t* swaps);
+                          const std::vector<sample_matrix>& samples, int rank_block, int max_passes,
+                          int threads, std::uint64_t* swaps);
 
 /// Plans with the per-step objective: the policy on `sums` (the train steps' summed loads), then
 /// the guarded search on the sampler's steps; `policy_info` (may be null) gets the policy's

@@ -135,9 +135,15 @@ void append_distribution(std::string& out, const step_distribution& d) {
 
 void append_range(std::string& out, const step_range& r) {
   out += "{\"first\": ";
-  if (r.first) detail::append_int(out, *r.first); else out += "null";
+  if (r.first)
+    detail::append_int(out, *r.first);
+  else
+    out += "null";
   out += ", \"last\": ";
-  if (r.last) detail::append_int(out, *r.last); else out += "null";
+  if (r.last)
+    detail::append_int(out, *r.last);
+  else
+    out += "null";
   out += '}';
 }
 
@@ -209,9 +215,8 @@ result<eval_result> evaluate(const eval_request& req, stats_read_summary* read) 
 }
 
 std::uint64_t count_overlap(const eval_result& result, const step_range& train) {
-  return static_cast<std::uint64_t>(
-      std::count_if(result.steps.begin(), result.steps.end(),
-                    [&](std::int64_t s) { return train.contains(s); }));
+  return static_cast<std::uint64_t>(std::count_if(
+      result.steps.begin(), result.steps.end(), [&](std::int64_t s) { return train.contains(s); }));
 }
 
 std::string eval_json(const eval_result& r, const eval_context& ctx) {
@@ -245,9 +250,15 @@ std::string eval_json(const eval_result& r, const eval_context& ctx) {
   s += ", \"num_ranks\": ";
   detail::append_int(s, r.topo.num_ranks);
   s += "},\n  \"expert_fraction\": ";
-  if (ctx.expert_fraction) append_number(s, *ctx.expert_fraction); else s += "null";
+  if (ctx.expert_fraction)
+    append_number(s, *ctx.expert_fraction);
+  else
+    s += "null";
   s += ",\n  \"bound\": ";
-  if (r.bound) append_distribution(s, *r.bound); else s += "null";
+  if (r.bound)
+    append_distribution(s, *r.bound);
+  else
+    s += "null";
   s += ",\n  \"mappings\": [";
   const candidate_report* identity = nullptr;
   for (const candidate_report& c : r.candidates) {
@@ -267,7 +278,10 @@ std::string eval_json(const eval_result& r, const eval_context& ctx) {
     s += ",\n     \"imbalance\": ";
     append_distribution(s, c.imbalance);
     s += ",\n     \"gap\": ";
-    if (c.gap) append_distribution(s, *c.gap); else s += "null";
+    if (c.gap)
+      append_distribution(s, *c.gap);
+    else
+      s += "null";
     s += ",\n     \"predicted_time_saved\": ";
     if (ctx.expert_fraction && identity) {
       append_number(s, predicted_time_saved(*ctx.expert_fraction, c.imbalance.mean,

@@ -1,5 +1,6 @@
 // The per-step planning objective: a bounded sample of train steps, a slot-swap search that
-// lowers the mean per-step imbalance on it, and the hold-out guard (see include/eplb/objective.hpp).
+// lowers the mean per-step imbalance on it, and the hold-out guard (see
+// include/eplb/objective.hpp).
 
 #include "eplb/objective.hpp"
 
@@ -23,51 +24,58 @@ namespace {
 // rank r carries load[r][s]. The layer's share of the objective is sum_s w_s * max_r load[r][s]
 // with w_s = 1 / (the step's mean rank load summed over layers), so summing the layers gives the
 // mean per-step imbalance times the number of samples. Per sample the three largest rank loads
-// are kept, so a swap between ranks ra and rb is scored in O(samples).
+// are kept; for a pair of ranks (ra, rb) the largest load of the other ranks follows from them,
+// so every swap between the two ranks is scored in O(samples) by a branch-free loop.
 class layer_search {
  public:
   layer_search(const std::vector<sample_matrix>& samples, const std::vector<double>& weights,
                const topology& topo)
-      : samples_(samples), w_(weights), S_(static_cast<int>(samples.size())),
-        P_(topo.num_slots), R_(topo.num_ranks), k_(topo.slots_per_rank()) {}
+      : samples_(samples),
+        w_(weights),
+        S_(samples.size()),
+        P_(topo.num_slots),
+        R_(topo.num_ranks),
+        k_(topo.slots_per_rank()) {}
 
   std::uint64_t run(std::int32_t* row, int layer, int rank_block, int max_passes) {
-    const auto S = static_cast<std::size_t>(S_);
     std::vector<int> count(static_cast<std::size_t>(samples_.empty() ? 0 : samples_[0].cols()), 0);
     for (int a = 0; a < P_; ++a) ++count[static_cast<std::size_t>(row[a])];
-    x_.assign(static_cast<std::size_t>(P_) * S, 0.0);
-    load_.assign(static_cast<std::size_t>(R_) * S, 0.0);
+    x_.assign(static_cast<std::size_t>(P_) * S_, 0.0);
+    load_.assign(static_cast<std::size_t>(R_) * S_, 0.0);
     for (int a = 0; a < P_; ++a) {
       const int e = row[a];
       const double inv = 1.0 / count[static_cast<std::size_t>(e)];
-      double* xa = x_.data() + static_cast<std::size_t>(a) * S;
-      double* la = load_.data() + static_cast<std::size_t>(a / k_) * S;
-      for (std::size_t s = 0; s < S; ++s) {
+      double* xa = slot(a);
+      double* la = rank(a / k_);
+      for (std::size_t s = 0; s < S_; ++s) {
         xa[s] = static_cast<double>(samples_[s](layer, e)) * inv;
         la[s] += xa[s];
       }
     }
-    top_v_.assign(3 * S, 0.0);
-    top_r_.assign(3 * S, -1);
-    for (std::size_t s = 0; s < S; ++s) update_top(s);
+    for (auto* v : {&v0_, &v1_, &v2_}) v->assign(S_, 0.0);
+    for (auto* r : {&r0_, &r1_, &r2_}) r->assign(S_, -1);
+    other_.assign(S_, 0.0);
+    for (std::size_t s = 0; s < S_; ++s) update_top(s);
     double scale = 0;
-    for (std::size_t s = 0; s < S; ++s) scale += w_[s] * top_v_[3 * s];
+    for (std::size_t s = 0; s < S_; ++s) scale += w_[s] * v0_[s];
     // Swaps must gain more than rounding can fake, so the search cannot cycle.
     const double eps = 1e-12 * scale;
     std::uint64_t swaps = 0;
     for (int pass = 0; pass < max_passes; ++pass) {
       bool improved = false;
-      for (int a = 0; a < P_; ++a) {
-        const int ra = a / k_;
-        for (int b = (ra + 1) * k_; b < P_; ++b) {
-          const int rb = b / k_;
-          if (rb / rank_block != ra / rank_block) break;  // blocks are consecutive ranks
-          if (row[a] == row[b]) continue;
-          if (gain(a, b, ra, rb) < -eps) {
-            apply(a, b, ra, rb);
-            std::swap(row[a], row[b]);
-            improved = true;
-            ++swaps;
+      for (int ra = 0; ra < R_; ++ra) {
+        // Blocks are runs of consecutive ranks.
+        for (int rb = ra + 1; rb < R_ && rb / rank_block == ra / rank_block; ++rb) {
+          fill_other(ra, rb);
+          for (int a = ra * k_; a < (ra + 1) * k_; ++a) {
+            for (int b = rb * k_; b < (rb + 1) * k_; ++b) {
+              if (row[a] == row[b] || gain(a, b, ra, rb) >= -eps) continue;
+              apply(a, b, ra, rb);
+              std::swap(row[a], row[b]);
+              fill_other(ra, rb);
+              improved = true;
+              ++swaps;
+            }
           }
         }
       }
@@ -77,12 +85,16 @@ class layer_search {
   }
 
  private:
+  double* slot(int a) { return x_.data() + static_cast<std::size_t>(a) * S_; }
+  double* rank(int r) { return load_.data() + static_cast<std::size_t>(r) * S_; }
+  const double* slot(int a) const { return x_.data() + static_cast<std::size_t>(a) * S_; }
+  const double* rank(int r) const { return load_.data() + static_cast<std::size_t>(r) * S_; }
+
   void update_top(std::size_t s) {
-    const auto S = static_cast<std::size_t>(S_);
     double v[3] = {-1, -1, -1};
     int r[3] = {-1, -1, -1};
     for (int q = 0; q < R_; ++q) {
-      const double y = load_[static_cast<std::size_t>(q) * S + s];
+      const double y = rank(q)[s];
       if (y > v[0]) {
         v[2] = v[1], r[2] = r[1], v[1] = v[0], r[1] = r[0], v[0] = y, r[0] = q;
       } else if (y > v[1]) {
@@ -91,42 +103,41 @@ class layer_search {
         v[2] = y, r[2] = q;
       }
     }
-    for (int i = 0; i < 3; ++i) {
-      top_v_[3 * s + static_cast<std::size_t>(i)] = v[i];
-      top_r_[3 * s + static_cast<std::size_t>(i)] = r[i];
+    v0_[s] = v[0], v1_[s] = v[1], v2_[s] = v[2];
+    r0_[s] = r[0], r1_[s] = r[1], r2_[s] = r[2];
+  }
+
+  // The largest load per sample among the ranks other than ra and rb (two of the top three at
+  // most are ra and rb; with fewer than three ranks v2 is -1).
+  void fill_other(int ra, int rb) {
+    for (std::size_t s = 0; s < S_; ++s) {
+      other_[s] = (r0_[s] != ra && r0_[s] != rb)   ? v0_[s]
+                  : (r1_[s] != ra && r1_[s] != rb) ? v1_[s]
+                                                   : v2_[s];
     }
   }
 
   // Change of the layer's objective if slots a (rank ra) and b (rank rb) swapped experts.
   double gain(int a, int b, int ra, int rb) const {
-    const auto S = static_cast<std::size_t>(S_);
-    const double* xa = x_.data() + static_cast<std::size_t>(a) * S;
-    const double* xb = x_.data() + static_cast<std::size_t>(b) * S;
-    const double* la = load_.data() + static_cast<std::size_t>(ra) * S;
-    const double* lb = load_.data() + static_cast<std::size_t>(rb) * S;
+    const double* xa = slot(a);
+    const double* xb = slot(b);
+    const double* la = rank(ra);
+    const double* lb = rank(rb);
     double delta = 0;
-    for (std::size_t s = 0; s < S; ++s) {
+    for (std::size_t s = 0; s < S_; ++s) {
       const double d = xb[s] - xa[s];
-      const double* v = top_v_.data() + 3 * s;
-      const int* r = top_r_.data() + 3 * s;
-      // The largest load among the ranks the swap leaves alone (two of the top three at most
-      // are ra and rb; with fewer than three ranks v[2] is -1).
-      const double other = (r[0] != ra && r[0] != rb) ? v[0]
-                           : (r[1] != ra && r[1] != rb) ? v[1]
-                                                        : v[2];
-      const double next = std::max(other, std::max(la[s] + d, lb[s] - d));
-      delta += (next - v[0]) * w_[s];
+      const double next = std::max(other_[s], std::max(la[s] + d, lb[s] - d));
+      delta += (next - v0_[s]) * w_[s];
     }
     return delta;
   }
 
   void apply(int a, int b, int ra, int rb) {
-    const auto S = static_cast<std::size_t>(S_);
-    double* xa = x_.data() + static_cast<std::size_t>(a) * S;
-    double* xb = x_.data() + static_cast<std::size_t>(b) * S;
-    double* la = load_.data() + static_cast<std::size_t>(ra) * S;
-    double* lb = load_.data() + static_cast<std::size_t>(rb) * S;
-    for (std::size_t s = 0; s < S; ++s) {
+    double* xa = slot(a);
+    double* xb = slot(b);
+    double* la = rank(ra);
+    double* lb = rank(rb);
+    for (std::size_t s = 0; s < S_; ++s) {
       const double d = xb[s] - xa[s];
       la[s] += d;
       lb[s] -= d;
@@ -137,9 +148,10 @@ class layer_search {
 
   const std::vector<sample_matrix>& samples_;
   const std::vector<double>& w_;
-  int S_, P_, R_, k_;
-  std::vector<double> x_, load_, top_v_;
-  std::vector<int> top_r_;
+  std::size_t S_;
+  int P_, R_, k_;
+  std::vector<double> x_, load_, v0_, v1_, v2_, other_;
+  std::vector<int> r0_, r1_, r2_;
 };
 
 int thread_count(int requested, int work) {
@@ -215,8 +227,8 @@ double mean_step_imbalance(const std::vector<sample_matrix>& samples, const plac
 }
 
 placement refine_per_step(placement p, const topology& topo,
-                          const std::vector<sample_matrix>& samples, int rank_block,
-                          int max_passes, int threads, std::uint64_t* swaps) {
+                          const std::vector<sample_matrix>& samples, int rank_block, int max_passes,
+                          int threads, std::uint64_t* swaps) {
   if (swaps) *swaps = 0;
   if (samples.empty() || topo.num_ranks < 2 || max_passes < 1) return p;
   rank_block = std::clamp(rank_block, 1, topo.num_ranks);
@@ -257,11 +269,10 @@ result<placement> plan_per_step(const weight_matrix& sums, const step_sampler& s
   if (!base) return base.err();
   if (policy_info) *policy_info = pinfo;
   // A hierarchical placement keeps each expert group on one node: swap within nodes only.
-  const int rank_block = pinfo.hierarchical && topo.num_nodes > 1
-                             ? topo.num_ranks / topo.num_nodes
-                             : topo.num_ranks;
-  const auto cut = static_cast<std::uint64_t>(
-      (1.0 - options.holdout_fraction) * static_cast<double>(sampler.steps()));
+  const int rank_block =
+      pinfo.hierarchical && topo.num_nodes > 1 ? topo.num_ranks / topo.num_nodes : topo.num_ranks;
+  const auto cut = static_cast<std::uint64_t>((1.0 - options.holdout_fraction) *
+                                              static_cast<double>(sampler.steps()));
   std::vector<sample_matrix> fit, holdout;
   for (std::size_t i = 0; i < sampler.samples().size(); ++i) {
     (sampler.sample_index()[i] < cut ? fit : holdout).push_back(sampler.samples()[i]);
@@ -284,13 +295,14 @@ result<placement> plan_per_step(const weight_matrix& sums, const step_sampler& s
   out.holdout_sum = mean_step_imbalance(holdout, *base_fit, topo);
   out.holdout_search = mean_step_imbalance(holdout, searched_fit, topo);
   if (!(out.holdout_search < out.holdout_sum)) {
-    out.note = "the search did not lower the hold-out's per-step imbalance: the sum objective's "
-               "placement is kept";
+    out.note =
+        "the search did not lower the hold-out's per-step imbalance: the sum objective's "
+        "placement is kept";
     return base;
   }
   out.searched = true;
-  return refine_per_step(std::move(*base), topo, sampler.samples(), rank_block,
-                         options.max_passes, options.threads, &out.swaps);
+  return refine_per_step(std::move(*base), topo, sampler.samples(), rank_block, options.max_passes,
+                         options.threads, &out.swaps);
 }
 
 }  // namespace eplb

@@ -51,7 +51,7 @@ struct replayer::impl {
   load_matrix logical;
   load_matrix logical_sum;
   std::vector<double> totals;  // [L] logical load per layer of the step
-  std::vector<double> loads;    // [L][R] rank loads of one candidate in one step
+  std::vector<double> loads;   // [L][R] rank loads of one candidate in one step
   std::vector<std::int64_t> steps;
   std::vector<double> step_total;  // per step: sum over layers of the logical load
   int bucket_width = 1;
@@ -99,7 +99,8 @@ result<replayer> replayer::create(const topology& topo, std::vector<eval_candida
     if (c.layout) {
       topology t = topo;
       t.num_slots = c.layout->num_slots;
-      if (status s = validate_topology(t); !s.ok()) return error{s.code(), c.name + ": " + s.message()};
+      if (status s = validate_topology(t); !s.ok())
+        return error{s.code(), c.name + ": " + s.message()};
       if (status s = validate_placement(*c.layout, t); !s.ok()) {
         return error{s.code(), c.name + ": " + s.message()};
       }
@@ -178,7 +179,8 @@ std::vector<double> replayer::impl::retained_bounds() const {
   std::atomic<std::size_t> next{0};
   auto worker = [&]() {
     std::vector<double> weights;
-    for (std::size_t i = next++; i < out.size(); i = next++) out[i] = sum_bound(bound_loads[i], weights);
+    for (std::size_t i = next++; i < out.size(); i = next++)
+      out[i] = sum_bound(bound_loads[i], weights);
   };
   int n = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
   n = std::clamp(n, 1, static_cast<int>(std::max<std::size_t>(out.size(), 1)));
@@ -259,8 +261,7 @@ status replayer::impl::replay(const stats_record& r) {
         c.last_p2l = std::move(p.physical_to_logical);
       }
       c.report.num_slots = r.num_slots;
-      c.same_as_bound =
-          c.same_as_bound && r.num_slots == topo.num_slots && ranks == topo.num_ranks;
+      c.same_as_bound = c.same_as_bound && r.num_slots == topo.num_slots && ranks == topo.num_ranks;
     } else if (c.rank_sum.size() == 0) {
       c.rank_sum = weight_matrix::Zero(L, topo.num_ranks);
       c.report.busiest_count.assign(static_cast<std::size_t>(topo.num_ranks), 0);
@@ -378,14 +379,16 @@ result<eval_result> replayer::finish() {
           c.layer_steps[l] > 0 ? c.layer_ratio_sum[l] / static_cast<double>(c.layer_steps[l]) : 0;
       for (int k = 0; k < R; ++k) {
         const double v = c.rank_sum(static_cast<Eigen::Index>(l), k);
-        r.relative_rank_load(static_cast<Eigen::Index>(l), k) = c.mean_sum[l] > 0 ? v / c.mean_sum[l] : 0;
+        r.relative_rank_load(static_cast<Eigen::Index>(l), k) =
+            c.mean_sum[l] > 0 ? v / c.mean_sum[l] : 0;
         rank_total[static_cast<std::size_t>(k)] += v;
         all += v;
       }
     }
     r.rank_share.resize(static_cast<std::size_t>(R));
     for (int k = 0; k < R; ++k) {
-      r.rank_share[static_cast<std::size_t>(k)] = all > 0 ? rank_total[static_cast<std::size_t>(k)] * R / all : 0;
+      r.rank_share[static_cast<std::size_t>(k)] =
+          all > 0 ? rank_total[static_cast<std::size_t>(k)] * R / all : 0;
     }
     r.busiest_count.resize(static_cast<std::size_t>(R), 0);
     for (std::size_t b = 0; b < static_cast<std::size_t>(m.bucket_count); ++b) {

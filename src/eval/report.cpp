@@ -70,11 +70,20 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (const char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -102,9 +111,15 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
   append_key(s, "train");
   if (ctx.train_steps) {
     s += "{\"first\":";
-    if (ctx.train_steps->first) detail::append_int(s, *ctx.train_steps->first); else s += "null";
+    if (ctx.train_steps->first)
+      detail::append_int(s, *ctx.train_steps->first);
+    else
+      s += "null";
     s += ",\"last\":";
-    if (ctx.train_steps->last) detail::append_int(s, *ctx.train_steps->last); else s += "null";
+    if (ctx.train_steps->last)
+      detail::append_int(s, *ctx.train_steps->last);
+    else
+      s += "null";
     s += '}';
   } else {
     s += "null";
@@ -112,12 +127,18 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
   append_key(s, "overlap");
   detail::append_int(s, static_cast<std::int64_t>(ctx.train_overlap));
   append_key(s, "expert_fraction");
-  if (ctx.expert_fraction) append_fixed(s, *ctx.expert_fraction, 6); else s += "null";
+  if (ctx.expert_fraction)
+    append_fixed(s, *ctx.expert_fraction, 6);
+  else
+    s += "null";
   append_key(s, "topology");
   s += fmt::format("{{\"num_layers\":{},\"num_experts\":{},\"num_slots\":{},\"num_ranks\":{}}}",
                    r.topo.num_layers, r.topo.num_experts, r.topo.num_slots, r.topo.num_ranks);
   append_key(s, "bound");
-  if (r.bound) append_distribution(s, *r.bound); else s += "null";
+  if (r.bound)
+    append_distribution(s, *r.bound);
+  else
+    s += "null";
   append_key(s, "buckets");
   s += "{\"width\":";
   detail::append_int(s, r.buckets.width);
@@ -148,11 +169,15 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
     append_key(s, "imbalance");
     append_distribution(s, c.imbalance);
     append_key(s, "gap");
-    if (c.gap) append_distribution(s, *c.gap); else s += "null";
+    if (c.gap)
+      append_distribution(s, *c.gap);
+    else
+      s += "null";
     append_key(s, "time_saved");
     if (ctx.expert_fraction && identity) {
-      append_fixed(s, predicted_time_saved(*ctx.expert_fraction, c.imbalance.mean,
-                                           identity->imbalance.mean), 6);
+      append_fixed(
+          s, predicted_time_saved(*ctx.expert_fraction, c.imbalance.mean, identity->imbalance.mean),
+          6);
     } else {
       s += "null";
     }

@@ -13,7 +13,8 @@ inline constexpr const char* kReportHead = R"HTML(<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>@TITLE@</title>
 <style>
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;
+background:#f6f7f9}
 header{background:#1d2430;color:#fff;padding:14px 24px}
 header h1{margin:0 0 4px;font-size:20px}
 header p{margin:2px 0;color:#c9d1dc}
@@ -55,7 +56,8 @@ border-radius:4px;font-size:12px;display:none;white-space:pre;z-index:10}
 <div class="heat-row">
 <figure><figcaption id="cap-before"></figcaption><canvas id="heat-before"></canvas></figure>
 <figure><figcaption id="cap-after"></figcaption><canvas id="heat-after"></canvas></figure>
-<div class="legend"><span>0.5x</span><canvas id="heat-legend" width="160" height="12"></canvas><span>2x</span></div>
+<div class="legend"><span>0.5x</span><canvas id="heat-legend" width="160" height="12"></canvas>
+<span>2x</span></div>
 </div>
 <p class="note">Rows are MoE layers (0 at the top), columns EP ranks. White is an average rank; red
 ranks are busier, blue ones idler. "All judged steps" sums the loads of every judged step; a single
@@ -99,7 +101,11 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   var tip = document.getElementById("tip");
   function color(i) { return COLORS[i % COLORS.length]; }
   function fmt(v, d) { return v === null || v === undefined ? "-" : Number(v).toFixed(d); }
-  function el(tag, text) { var e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e; }
+  function el(tag, text) {
+    var e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
   function showTip(ev, text) {
     tip.textContent = text;
     tip.style.display = "block";
@@ -119,11 +125,13 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   if (D.train) {
     trainEl.textContent = "Train steps " + (D.train.first === null ? "" : D.train.first) + ".." +
         (D.train.last === null ? "" : D.train.last) +
-        (D.overlap > 0 ? ": " + D.overlap + " judged records lie inside, so these figures are NOT held out."
+        (D.overlap > 0 ? ": " + D.overlap +
+                         " judged records lie inside, so these figures are NOT held out."
                        : ": no judged step inside (held out).");
     if (D.overlap > 0) trainEl.className = "warn";
   } else {
-    trainEl.textContent = "Train steps not given: make sure the mappings were built on other steps.";
+    trainEl.textContent =
+        "Train steps not given: make sure the mappings were built on other steps.";
   }
   var table = document.getElementById("summary");
   var head = el("tr");
@@ -137,7 +145,8 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     name.appendChild(sw); name.appendChild(document.createTextNode(m.name));
     tr.appendChild(name);
     var im = m.imbalance;
-    [String(m.ranks), String(m.slots), fmt(im.mean, 4), fmt(im.p50, 4), fmt(im.p90, 4), fmt(im.p99, 4),
+    [String(m.ranks), String(m.slots), fmt(im.mean, 4), fmt(im.p50, 4), fmt(im.p90, 4),
+     fmt(im.p99, 4),
      fmt(im.worst, 4), String(im.worst_step), m.gap ? fmt(100 * m.gap.mean, 2) + "%" : "-",
      m.time_saved === null ? "-" : fmt(100 * m.time_saved, 1) + "%"]
         .forEach(function (t) { tr.appendChild(el("td", t)); });
@@ -145,7 +154,8 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   });
   if (D.bound) {
     var tr = el("tr");
-    [ "per-step lower bound", String(D.topology.num_ranks), String(D.topology.num_slots), fmt(D.bound.mean, 4),
+    ["per-step lower bound", String(D.topology.num_ranks), String(D.topology.num_slots),
+     fmt(D.bound.mean, 4),
       fmt(D.bound.p50, 4), fmt(D.bound.p90, 4), fmt(D.bound.p99, 4), fmt(D.bound.worst, 4),
       String(D.bound.worst_step), "", ""].forEach(function (t) { tr.appendChild(el("td", t)); });
     table.appendChild(tr);
@@ -203,9 +213,11 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     }
     canvas.onmousemove = function (ev) {
       var b = canvas.getBoundingClientRect();
-      var r = Math.floor((ev.clientX - b.left) / cellW), l = Math.floor((ev.clientY - b.top) / cellH);
+      var r = Math.floor((ev.clientX - b.left) / cellW);
+      var l = Math.floor((ev.clientY - b.top) / cellH);
       if (r < 0 || r >= R || l < 0 || l >= L) { hideTip(); return; }
-      showTip(ev, m.name + "\nlayer " + l + ", rank " + r + ": " + fmt(vals[l * R + r], 3) + "x mean");
+      showTip(ev, m.name + "\nlayer " + l + ", rank " + r + ": " + fmt(vals[l * R + r], 3) +
+                  "x mean");
     };
     canvas.onmouseleave = hideTip;
   }
@@ -233,7 +245,11 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   // Shared chart helpers: axes with nice ticks.
   function niceTicks(lo, hi, n) {
     var span = hi - lo || 1, step = Math.pow(10, Math.floor(Math.log(span / n) / Math.LN10));
-    [1, 2, 5, 10].some(function (f) { if (span / (step * f) <= n) { step *= f; return true; } return false; });
+    [1, 2, 5, 10].some(function (f) {
+      if (span / (step * f) > n) return false;
+      step *= f;
+      return true;
+    });
     var t = [], v = Math.ceil(lo / step) * step;
     for (; v <= hi + 1e-9; v += step) t.push(v);
     return t;
@@ -282,11 +298,11 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     D.mappings.forEach(function (m, i) {
       var mean = seriesOf(m, layer, "mean"), mx = seriesOf(m, layer, "max");
       ctx.globalAlpha = 0.18; ctx.fillStyle = color(i); ctx.beginPath();
-      for (var b = 0; b < B; ++b) { if (b === 0) ctx.moveTo(x(b), y(mx[b])); else ctx.lineTo(x(b), y(mx[b])); }
+      for (var b = 0; b < B; ++b) (b === 0 ? ctx.moveTo : ctx.lineTo).call(ctx, x(b), y(mx[b]));
       for (b = B - 1; b >= 0; --b) ctx.lineTo(x(b), y(mean[b]));
       ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
       ctx.strokeStyle = color(i); ctx.lineWidth = 1.5; ctx.beginPath();
-      for (b = 0; b < B; ++b) { if (b === 0) ctx.moveTo(x(b), y(mean[b])); else ctx.lineTo(x(b), y(mean[b])); }
+      for (b = 0; b < B; ++b) (b === 0 ? ctx.moveTo : ctx.lineTo).call(ctx, x(b), y(mean[b]));
       ctx.stroke();
     });
     ctx.fillStyle = "#5a6576";
@@ -298,7 +314,8 @@ inline constexpr const char* kReportTail = R"HTML(</script>
       var b = Math.round((px - pad.l) / (W - pad.l - pad.r) * (B - 1));
       if (b < 0 || b >= B) { hideTip(); return; }
       var end = b + 1 < B ? D.buckets.first_step[b + 1] - 1 : D.judged.last;
-      var lines = ["steps " + D.buckets.first_step[b] + ".." + end + (layer < 0 ? "" : ", layer " + layer)];
+      var lines = ["steps " + D.buckets.first_step[b] + ".." + end +
+                   (layer < 0 ? "" : ", layer " + layer)];
       D.mappings.forEach(function (m) {
         lines.push(m.name + ": mean " + fmt(seriesOf(m, layer, "mean")[b], 4) + ", worst " +
                    fmt(seriesOf(m, layer, "max")[b], 4));
@@ -314,7 +331,9 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     var canvas = document.getElementById("layers"), ctx = canvas.getContext("2d");
     var W = canvas.width, H = canvas.height, pad = {l: 44, r: 12, t: 18, b: 24};
     var M = D.mappings.length, hi = 1;
-    D.mappings.forEach(function (m) { m.layer_mean.forEach(function (v) { hi = Math.max(hi, v); }); });
+    D.mappings.forEach(function (m) {
+      m.layer_mean.forEach(function (v) { hi = Math.max(hi, v); });
+    });
     hi *= 1.05;
     var lo = 1;
     frame(ctx, W, H, pad, lo, hi, "mean per-step imbalance");
@@ -349,7 +368,9 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     var layer = Number(replicaLayer.value);
     var maps = D.mappings.filter(function (m) { return m.replicas !== null; });
     var hi = 1;
-    maps.forEach(function (m) { for (var e = 0; e < E; ++e) hi = Math.max(hi, m.replicas[layer * E + e]); });
+    maps.forEach(function (m) {
+      for (var e = 0; e < E; ++e) hi = Math.max(hi, m.replicas[layer * E + e]);
+    });
     var load = D.expert_load.slice(layer * E, (layer + 1) * E);
     var total = load.reduce(function (a, b) { return a + b; }, 0) || 1;
     var share = load.map(function (v) { return v / total; });
@@ -372,13 +393,18 @@ inline constexpr const char* kReportTail = R"HTML(</script>
     ctx.stroke();
     ctx.fillStyle = "#5a6576";
     ctx.fillText(fmt(100 * smax, 1) + "%", W - pad.r + 4, pad.t + 4);
-    for (var e = 0; e < E; e += Math.max(1, Math.ceil(E / 32))) ctx.fillText(String(e), pad.l + e * gw, H - 6);
+    for (var e = 0; e < E; e += Math.max(1, Math.ceil(E / 32))) {
+      ctx.fillText(String(e), pad.l + e * gw, H - 6);
+    }
     canvas.onmousemove = function (ev) {
       var r = canvas.getBoundingClientRect(), px = (ev.clientX - r.left) * W / r.width;
       var e = Math.floor((px - pad.l) / gw);
       if (e < 0 || e >= E) { hideTip(); return; }
-      showTip(ev, ["layer " + layer + ", expert " + e + ": " + fmt(100 * share[e], 2) + "% of the load"]
-          .concat(maps.map(function (m) { return m.name + ": " + m.replicas[layer * E + e] + " replica(s)"; }))
+      showTip(ev, ["layer " + layer + ", expert " + e + ": " + fmt(100 * share[e], 2) +
+                   "% of the load"]
+          .concat(maps.map(function (m) {
+            return m.name + ": " + m.replicas[layer * E + e] + " replica(s)";
+          }))
           .join("\n"));
     };
     canvas.onmouseleave = hideTip;

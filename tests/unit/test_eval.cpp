@@ -189,7 +189,8 @@ TEST_CASE("replay rejects layouts that do not fit and records of another shape")
   c2.push_back({"two", two});
   auto rp2 = replayer::create(other, std::move(c2), replay_options{});
   REQUIRE(rp2.ok());
-  const status s = read_vllm_stats_text(tiny_trace, "tiny.jsonl", stats_read_options{}, *rp2, nullptr);
+  const status s =
+      read_vllm_stats_text(tiny_trace, "tiny.jsonl", stats_read_options{}, *rp2, nullptr);
   CHECK(s.code() == errc::shape_mismatch);
   auto empty = replayer::create(tiny_topo, std::move(ok), replay_options{});
   REQUIRE(empty.ok());
@@ -309,10 +310,11 @@ TEST_CASE("evaluate loads mapping files with the loader and names a misfit") {
   const std::string bad = (dir / "bad.jsonl").string();
   {
     std::ofstream(trace) << tiny_trace;
-    std::ofstream(good) << R"({"record_type": "eplb_initial_mapping", "version": 1, )"
-                        << R"("num_redundant_experts": 1, "num_slots": 4, )"
-                        << R"("initial_global_assignments": {"0": [0, 1, 2, 0], "1": [1, 2, 0, 1]}})"
-                        << "\n";
+    std::ofstream(good)
+        << R"({"record_type": "eplb_initial_mapping", "version": 1, )"
+        << R"("num_redundant_experts": 1, "num_slots": 4, )"
+        << R"("initial_global_assignments": {"0": [0, 1, 2, 0], "1": [1, 2, 0, 1]}})"
+        << "\n";
     std::ofstream(bad) << R"({"record_type": "eplb_initial_mapping", "version": 1, )"
                        << R"("num_redundant_experts": 1, "num_slots": 4, )"
                        << R"("initial_global_assignments": {"0": [0, 1, 2, 0]}})"

@@ -16,7 +16,8 @@ namespace {
 
 sample_matrix loads(int layers, int experts, std::vector<float> values) {
   sample_matrix m(layers, experts);
-  for (int i = 0; i < layers * experts; ++i) m(i / experts, i % experts) = values[static_cast<std::size_t>(i)];
+  for (int i = 0; i < layers * experts; ++i)
+    m(i / experts, i % experts) = values[static_cast<std::size_t>(i)];
   return m;
 }
 
