@@ -96,7 +96,7 @@ class split_sink final : public stats_sink {
       plan_ms_.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
       std::vector<eval_candidate> c;
-      c.push_back({"identity", identity_placement(t)});
+      c.push_back({"identity", identity_placement(t), true});
       c.push_back({"sum", std::move(*sum)});
       c.push_back({"per-step", std::move(*per)});
       replay_options ro;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <numeric>
+#include <string>
 
 #include "commands.hpp"
 #include "eplb/mapping.hpp"
@@ -20,13 +21,6 @@ std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nu
 std::string range_text(const step_range& r) {
   return fmt::format("{}..{}", r.first ? std::to_string(*r.first) : "",
                      r.last ? std::to_string(*r.last) : "");
-}
-
-const candidate_report* find_identity(const eval_result& r) {
-  for (const candidate_report& c : r.candidates) {
-    if (c.name == "identity" && !c.recorded) return &c;
-  }
-  return nullptr;
 }
 
 void print_table(const eval_result& r, const eval_context& ctx, bool per_layer) {
@@ -110,8 +104,8 @@ void print_table(const eval_result& r, const eval_context& ctx, bool per_layer) 
   }
   if (speed) {
     fmt::print(
-        "\nsaved: predicted share of step time saved vs identity, if a step spends f of its time "
-        "in expert compute under identity and that part scales with the imbalance: "
+        "\nsaved: predicted share of step time saved vs identity if a step spends f of its time in\n"
+        "expert compute under identity and that part scales with the imbalance:\n"
         "f * (1 - imbalance / identity's)\n");
   }
   std::fflush(stdout);
@@ -213,11 +207,19 @@ runner add_eval(CLI::App& app) {
   auto f = std::make_shared<eval_flags>();
   auto json = std::make_shared<std::string>();
   add_eval_flags(app, *f);
-  app.add_option("--json", *json, "Also write the figures as JSON to this file (for CI)");
+  app.add_option("--json", *json,
+                 "Also write the figures as JSON to this file (for CI); '-': on stdout, no table");
   return [f, json]() -> int {
     int code = 0;
-    auto run = run_eval(*f, replay_options{}, &code);
+    eval_flags flags = *f;
+    if (*json == "-") flags.quiet = true;  // stdout carries the JSON alone
+    auto run = run_eval(flags, replay_options{}, &code);
     if (!run) return code;
+    if (*json == "-") {
+      const std::string text = eval_json(run->result, run->context);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return std::fflush(stdout) == 0 ? 0 : fail("cannot write the JSON to stdout");
+    }
     if (!json->empty()) {
       if (status s = write_file_atomic(*json, eval_json(run->result, run->context)); !s.ok()) {
         return fail(s.message());

@@ -16,11 +16,16 @@
 
 namespace eplb {
 
+/// Per-step logical loads ([L][E]) kept for later work; float halves the memory and is exact
+/// for counts below 2^24.
+using sample_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 /// A placement to judge and the name the report gives it.
 struct eval_candidate {
   std::string name;
   // The layout; nullopt judges every step under the p2l_map the record was written with.
   std::optional<placement> layout;
+  bool identity = false;  // the baseline of the predicted time saved (vLLM's startup layout)
 };
 
 /// How much per-step detail the replay keeps for reports (memory stays bounded).
@@ -56,6 +61,7 @@ struct step_buckets {
 struct candidate_report {
   std::string name;
   bool recorded = false;  // judged under each record's own p2l_map
+  bool identity = false;  // the baseline of the predicted time saved
   int num_slots = 0;
   int num_ranks = 0;
   std::vector<double> step_imbalance;  // per judged step: sum_l max / sum_l mean
@@ -163,6 +169,9 @@ struct eval_context {
   std::uint64_t train_overlap = 0;        // judged steps inside train_steps
   std::vector<std::string> files;         // stats files read
 };
+
+/// Returns the identity candidate (the baseline of the predicted time saved), or null.
+const candidate_report* find_identity(const eval_result& result);
 
 /// Returns how many of the judged steps lie inside `train`.
 std::uint64_t count_overlap(const eval_result& result, const step_range& train);

@@ -15,14 +15,12 @@
 #include <vector>
 
 #include "eplb/error.hpp"
+#include "eplb/eval.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/stats.hpp"
 #include "eplb/types.hpp"
 
 namespace eplb {
-
-/// Per-step logical loads kept for the search; float halves the memory and keeps ~7 digits.
-using sample_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// What a plan optimises.
 enum class objective_kind { sum, per_step };

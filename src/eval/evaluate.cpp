@@ -80,9 +80,9 @@ class lazy_replay final : public stats_sink {
     }
     if (status s = validate_topology(t); !s.ok()) return s;
     std::vector<eval_candidate> cands;
-    if (req_.identity) cands.push_back({"identity", identity_placement(t)});
-    if (req_.recorded) cands.push_back({"recorded", std::nullopt});
-    for (auto& [name, p] : maps_) cands.push_back({name, std::move(p)});
+    if (req_.identity) cands.push_back({"identity", identity_placement(t), true});
+    if (req_.recorded) cands.push_back({"recorded", std::nullopt, false});
+    for (auto& [name, p] : maps_) cands.push_back({name, std::move(p), false});
     auto rp = replayer::create(t, std::move(cands), req_.replay);
     if (!rp) return rp.err();
     replay_.emplace(std::move(*rp));
@@ -135,15 +135,17 @@ void append_distribution(std::string& out, const step_distribution& d) {
 
 void append_range(std::string& out, const step_range& r) {
   out += "{\"first\": ";
-  if (r.first)
+  if (r.first) {
     detail::append_int(out, *r.first);
-  else
+  } else {
     out += "null";
+  }
   out += ", \"last\": ";
-  if (r.last)
+  if (r.last) {
     detail::append_int(out, *r.last);
-  else
+  } else {
     out += "null";
+  }
   out += '}';
 }
 
@@ -214,6 +216,13 @@ result<eval_result> evaluate(const eval_request& req, stats_read_summary* read) 
   return sink.finish();
 }
 
+const candidate_report* find_identity(const eval_result& result) {
+  for (const candidate_report& c : result.candidates) {
+    if (c.identity) return &c;
+  }
+  return nullptr;
+}
+
 std::uint64_t count_overlap(const eval_result& result, const step_range& train) {
   return static_cast<std::uint64_t>(std::count_if(
       result.steps.begin(), result.steps.end(), [&](std::int64_t s) { return train.contains(s); }));
@@ -250,20 +259,21 @@ std::string eval_json(const eval_result& r, const eval_context& ctx) {
   s += ", \"num_ranks\": ";
   detail::append_int(s, r.topo.num_ranks);
   s += "},\n  \"expert_fraction\": ";
-  if (ctx.expert_fraction)
+  if (ctx.expert_fraction) {
     append_number(s, *ctx.expert_fraction);
-  else
+  } else {
     s += "null";
-  s += ",\n  \"bound\": ";
-  if (r.bound)
-    append_distribution(s, *r.bound);
-  else
-    s += "null";
-  s += ",\n  \"mappings\": [";
-  const candidate_report* identity = nullptr;
-  for (const candidate_report& c : r.candidates) {
-    if (c.name == "identity" && !c.recorded) identity = &c;
   }
+  s += ",\n  \"bound\": ";
+  if (r.bound) {
+    append_distribution(s, *r.bound);
+  } else {
+    s += "null";
+  }
+  s += ",\n  \"bound_records\": ";
+  detail::append_int(s, static_cast<std::int64_t>(r.bound_steps.size()));
+  s += ",\n  \"mappings\": [";
+  const candidate_report* identity = find_identity(r);
   for (std::size_t i = 0; i < r.candidates.size(); ++i) {
     const candidate_report& c = r.candidates[i];
     s += i ? ",\n    {" : "\n    {";
@@ -278,10 +288,11 @@ std::string eval_json(const eval_result& r, const eval_context& ctx) {
     s += ",\n     \"imbalance\": ";
     append_distribution(s, c.imbalance);
     s += ",\n     \"gap\": ";
-    if (c.gap)
+    if (c.gap) {
       append_distribution(s, *c.gap);
-    else
+    } else {
       s += "null";
+    }
     s += ",\n     \"predicted_time_saved\": ";
     if (ctx.expert_fraction && identity) {
       append_number(s, predicted_time_saved(*ctx.expert_fraction, c.imbalance.mean,

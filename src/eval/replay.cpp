@@ -61,7 +61,7 @@ struct replayer::impl {
   // Steps kept for the bound: their index in `steps` and logical loads ([L][E]).
   detail::thinning bound_thin{1};
   std::vector<std::size_t> bound_index;
-  std::vector<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> bound_loads;
+  std::vector<sample_matrix> bound_loads;
   std::vector<double> inline_bound;  // bound_steps == 0: sum_l LB_l of every step
 
   void merge_buckets();
@@ -95,6 +95,7 @@ result<replayer> replayer::create(const topology& topo, std::vector<eval_candida
   for (eval_candidate& c : candidates) {
     candidate_state st;
     st.report.name = c.name;
+    st.report.identity = c.identity;
     st.report.num_ranks = topo.num_ranks;
     if (c.layout) {
       topology t = topo;

@@ -111,15 +111,17 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
   append_key(s, "train");
   if (ctx.train_steps) {
     s += "{\"first\":";
-    if (ctx.train_steps->first)
+    if (ctx.train_steps->first) {
       detail::append_int(s, *ctx.train_steps->first);
-    else
+    } else {
       s += "null";
+    }
     s += ",\"last\":";
-    if (ctx.train_steps->last)
+    if (ctx.train_steps->last) {
       detail::append_int(s, *ctx.train_steps->last);
-    else
+    } else {
       s += "null";
+    }
     s += '}';
   } else {
     s += "null";
@@ -127,18 +129,20 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
   append_key(s, "overlap");
   detail::append_int(s, static_cast<std::int64_t>(ctx.train_overlap));
   append_key(s, "expert_fraction");
-  if (ctx.expert_fraction)
+  if (ctx.expert_fraction) {
     append_fixed(s, *ctx.expert_fraction, 6);
-  else
+  } else {
     s += "null";
+  }
   append_key(s, "topology");
   s += fmt::format("{{\"num_layers\":{},\"num_experts\":{},\"num_slots\":{},\"num_ranks\":{}}}",
                    r.topo.num_layers, r.topo.num_experts, r.topo.num_slots, r.topo.num_ranks);
   append_key(s, "bound");
-  if (r.bound)
+  if (r.bound) {
     append_distribution(s, *r.bound);
-  else
+  } else {
     s += "null";
+  }
   append_key(s, "buckets");
   s += "{\"width\":";
   detail::append_int(s, r.buckets.width);
@@ -151,10 +155,7 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
   detail::append_list(s, r.expert_load.data(), static_cast<std::size_t>(r.expert_load.size()));
   append_key(s, "mappings");
   s += '[';
-  const candidate_report* identity = nullptr;
-  for (const candidate_report& c : r.candidates) {
-    if (c.name == "identity" && !c.recorded) identity = &c;
-  }
+  const candidate_report* identity = find_identity(r);
   for (std::size_t i = 0; i < r.candidates.size(); ++i) {
     const candidate_report& c = r.candidates[i];
     s += i ? ",\n{" : "\n{";
@@ -169,10 +170,11 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
     append_key(s, "imbalance");
     append_distribution(s, c.imbalance);
     append_key(s, "gap");
-    if (c.gap)
+    if (c.gap) {
       append_distribution(s, *c.gap);
-    else
+    } else {
       s += "null";
+    }
     append_key(s, "time_saved");
     if (ctx.expert_fraction && identity) {
       append_fixed(

@@ -52,7 +52,7 @@ const topology tiny_topo{2, 3, 4, 2, 1, 1};
 
 eval_result replay_tiny(bool bounds, int bound_steps = 512) {
   std::vector<eval_candidate> c;
-  c.push_back({"identity", identity_placement(tiny_topo)});
+  c.push_back({"identity", identity_placement(tiny_topo), true});
   c.push_back({"recorded", std::nullopt});
   c.push_back({"mapping", tiny_mapping()});
   replay_options o;
@@ -367,6 +367,13 @@ TEST_CASE("eval_json is valid JSON with the figures") {
         Approx(0.2 * (1 - ((74.0 / 60 + 1.25 + 1.1) / 3) / id_mean)));
   CHECK(int64_t(maps.at(2)["busiest_ranks"].at(0)["rank"]) == 0);
   CHECK(maps.at(1)["gap"].is_object());  // recorded on the same slots and ranks
+  CHECK(int64_t(doc["bound_records"]) == 3);
+  // The baseline is the candidate flagged identity, whatever its name.
+  CHECK(find_identity(r) == &r.candidates[0]);
+  eval_result renamed = r;
+  renamed.candidates[0].identity = false;
+  CHECK(find_identity(renamed) == nullptr);
+  CHECK(eval_json(renamed, ctx).find("\"predicted_time_saved\": null") != std::string::npos);
 }
 
 TEST_CASE("replay keeps bounded series and evenly spaced samples") {

@@ -26,7 +26,7 @@ eval_result judge(int steps) {
   o.min_batch_tokens = 64;
   o.max_batch_tokens = 256;
   std::vector<eval_candidate> c;
-  c.push_back({"identity", identity_placement(t)});
+  c.push_back({"identity", identity_placement(t), true});
   c.push_back({"</script><b>m</b>", identity_placement(t)});
   auto rp = replayer::create(t, std::move(c), report_replay_options());
   REQUIRE(rp.ok());
