@@ -50,7 +50,7 @@ placement tiny_mapping() {
 
 const topology tiny_topo{2, 3, 4, 2, 1, 1};
 
-eval_result replay_tiny(bool bounds, int bound_steps = 512) {
+eval_result replay_tiny(bool bounds, int bound_steps = 512, int threads = 0) {
   std::vector<eval_candidate> c;
   c.push_back({"identity", identity_placement(tiny_topo), true});
   c.push_back({"recorded", std::nullopt});
@@ -58,6 +58,7 @@ eval_result replay_tiny(bool bounds, int bound_steps = 512) {
   replay_options o;
   o.bounds = bounds;
   o.bound_steps = bound_steps;
+  o.threads = threads;
   auto rp = replayer::create(tiny_topo, std::move(c), o);
   REQUIRE(rp.ok());
   REQUIRE(read_vllm_stats_text(tiny_trace, "tiny.jsonl", stats_read_options{}, *rp, nullptr).ok());
@@ -168,6 +169,8 @@ TEST_CASE("replay agrees with measure_imbalance step by step and with the bound"
   CHECK(two.step_bound[1] == r.step_bound[2]);
   CHECK(two.candidates[2].step_gap[1] == r.candidates[2].step_gap[2]);
   CHECK_FALSE(replay_tiny(false).bound.has_value());
+  // The bound runs on worker threads; the figures do not depend on how many.
+  CHECK(replay_tiny(true, 512, 1).step_bound == replay_tiny(true, 512, 3).step_bound);
 }
 
 TEST_CASE("replay rejects layouts that do not fit and records of another shape") {
