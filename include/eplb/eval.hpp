@@ -107,8 +107,11 @@ class replayer final : public stats_sink {
   /// replay; returns the errors of validate_placement naming the candidate.
   static result<replayer> create(const topology& topo, std::vector<eval_candidate> candidates,
                                  const replay_options& options);
+  /// Moves the replay state (a replayer is not copyable).
   replayer(replayer&&) noexcept;
+  /// Moves the replay state.
   replayer& operator=(replayer&&) noexcept;
+  /// Frees the replay state.
   ~replayer() override;
 
   /// Replays one step; shape_mismatch when its layers or experts differ from the topology.
