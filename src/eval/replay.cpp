@@ -252,7 +252,8 @@ status replayer::impl::replay(const stats_record& r) {
                               " ranks (slots must divide evenly)"));
       }
       const std::size_t n = static_cast<std::size_t>(L) * static_cast<std::size_t>(r.num_slots);
-      if (c.last_p2l.size() != n || std::memcmp(c.last_p2l.data(), r.p2l_map, n * sizeof(std::int32_t)) != 0) {
+      if (c.last_p2l.size() != n ||
+          std::memcmp(c.last_p2l.data(), r.p2l_map, n * sizeof(std::int32_t)) != 0) {
         placement p;
         p.num_layers = L;
         p.num_slots = r.num_slots;
