@@ -2,7 +2,8 @@
 # Installs the Debian packages eplb-gen builds and tests with (skips what is already there).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libcli11-dev libsimdjson-dev libfmt-dev
-      libeigen3-dev catch2 libbenchmark-dev zlib1g-dev libzstd-dev)
+      libeigen3-dev catch2 libbenchmark-dev zlib1g-dev libzstd-dev
+      chromium)  # headless browser for the HTML report test (tests/e2e/report_test.sh)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

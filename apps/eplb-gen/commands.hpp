@@ -20,6 +20,10 @@ runner add_synth(CLI::App& app);
 runner add_convert(CLI::App& app);
 /// Registers `check`: validate a mapping file against a topology (and stats).
 runner add_check(CLI::App& app);
+/// Registers `eval`: judge mappings on recorded steps.
+runner add_eval(CLI::App& app);
+/// Registers `report`: write the evaluation as one self-contained HTML page.
+runner add_report(CLI::App& app);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitFailure.
 int fail(const std::string& message);

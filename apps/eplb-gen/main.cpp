@@ -37,6 +37,15 @@ int main(int argc, char** argv) {
         app.add_subcommand("check", "Validate a mapping file against a topology (CI gate)");
     commands.emplace_back(sub, eplb::cli::add_check(*sub));
   }
+  {
+    CLI::App* sub = app.add_subcommand("eval", "Judge mappings on recorded (held-out) steps");
+    commands.emplace_back(sub, eplb::cli::add_eval(*sub));
+  }
+  {
+    CLI::App* sub =
+        app.add_subcommand("report", "Write the evaluation as a self-contained HTML page");
+    commands.emplace_back(sub, eplb::cli::add_report(*sub));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "eplb/eval.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
 #include "outputs.hpp"
@@ -28,6 +29,8 @@ struct plan_flags {
   int max_moves = -1;
   std::string hierarchical = "auto";
   std::string device = "cpu";
+  std::string objective = "sum";
+  double split = 0;
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
   int threads = 0;
   bool quiet = false;
@@ -67,6 +70,13 @@ void print_summary(const plan_outcome& o, bool per_layer) {
       }
     }
   }
+  if (o.objective.objective == "per-step") {
+    const objective_info& ob = o.objective;
+    fmt::print(stderr, "objective: per-step: {}\n",
+               ob.searched ? fmt::format("{} swaps; hold-out per-step imbalance {:.4f} -> {:.4f}",
+                                         ob.swaps, ob.holdout_sum, ob.holdout_search)
+                           : ob.note);
+  }
   if (per_layer) {
     fmt::print(stderr, "layer  before   after    gap to bound\n");
     for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
@@ -92,7 +102,14 @@ runner add_plan(CLI::App& app) {
   app.add_option("--stats-format", f->stats_format,
                  "Stats format: auto|vllm|sglang|trtllm|matrix (files of a non-vLLM format are "
                  "summed)")->capture_default_str();
-  app.add_option("--steps", f->steps, "Inclusive step range A:B (A: or :B open-ended)");
+  app.add_option("--steps,--train-steps", f->steps,
+                 "Inclusive step range A:B to plan on (A: or :B open-ended)");
+  app.add_option("--split", f->split,
+                 "Plan on the first FRACTION of the selected steps (e.g. 0.7) and hold the rest "
+                 "out for `eval --split` (reads the stats once more to count the steps)");
+  app.add_option("--objective", f->objective,
+                 "sum: balance the summed loads; per-step: balance the steps themselves (slower)")
+      ->capture_default_str();
   app.add_option("--skip-layers", f->skip_layers,
                  "SGLang and matrix stats: leading dense rows to drop");
   const auto out = add_output_flags(app);
@@ -129,6 +146,19 @@ runner add_plan(CLI::App& app) {
       if (!r) return fail(r.message());
       req.steps = *r;
     }
+    if (f->split != 0) {
+      auto sp = split_steps(req.stats, req.steps, f->split);
+      if (!sp) return fail(sp.message());
+      req.steps = sp->train;
+      if (!f->quiet) {
+        fmt::print(stderr, "split:    plan on steps {}..{} ({} records), held out {}..{} ({})\n",
+                   *sp->train.first, *sp->train.last, sp->train_records, *sp->held_out.first,
+                   *sp->held_out.last, sp->held_out_records);
+      }
+    }
+    auto objective = parse_objective(f->objective);
+    if (!objective) return fail(objective.message());
+    req.objective = *objective;
     req.device = f->device;
     req.ep = flag(f->ep);
     req.redundant = flag(f->redundant);

@@ -11,6 +11,7 @@
 #include "eplb/error.hpp"
 #include "eplb/import.hpp"
 #include "eplb/metrics.hpp"
+#include "eplb/objective.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/stats.hpp"
 #include "eplb/types.hpp"
@@ -30,6 +31,7 @@ struct plan_request {
   std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
   std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
   int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
+  objective_kind objective = objective_kind::sum;  // per_step: see objective.hpp
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.
@@ -49,6 +51,7 @@ struct plan_outcome {
   load_matrix loads;
   placement result;
   plan_info info;
+  objective_info objective;
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
   gap_report gap;
@@ -60,7 +63,8 @@ struct plan_outcome {
 /// Reads the request's stats (every file of one format, detected or given) into out->loads, with
 /// out->read or out->imported; returns the first input error, or shape_mismatch when files of a
 /// non-vLLM format disagree in shape.
-status read_stats(const plan_request& request, plan_outcome* out);
+status read_stats(const plan_request& request, plan_outcome* out,
+                  step_sampler* sampler = nullptr);
 
 /// Runs the whole pipeline; returns the first error (input, topology or policy) on failure.
 result<plan_outcome> plan(const plan_request& request);

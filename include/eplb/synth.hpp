@@ -8,6 +8,7 @@
 #include <string>
 
 #include "eplb/error.hpp"
+#include "eplb/stats.hpp"
 #include "eplb/types.hpp"
 
 namespace eplb {
@@ -40,5 +41,10 @@ result<weight_matrix> read_counts_json(const std::string& path);
 /// The recording topology must have the distribution's shape; returns invalid_argument otherwise.
 status synthesize_stats(const weight_matrix& distribution, const synth_options& options,
                         std::ostream& out);
+
+/// Hands the same records synthesize_stats would write (same seed, same loads) straight to a
+/// stats sink, without JSON; returns the sink's first error or the options' error.
+status synthesize_records(const weight_matrix& distribution, const synth_options& options,
+                          stats_sink& sink);
 
 }  // namespace eplb

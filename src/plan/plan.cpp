@@ -90,7 +90,10 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
 
 result<plan_outcome> plan(const plan_request& req) {
   plan_outcome out;
-  if (status s = read_stats(req, &out); !s.ok()) return s.err();
+  // The per-step objective also keeps a sample of the steps; the sampler feeds the aggregator.
+  const bool per_step = req.objective == objective_kind::per_step;
+  step_sampler sampler;
+  if (status s = read_stats(req, &out, per_step ? &sampler : nullptr); !s.ok()) return s.err();
   // TensorRT-LLM writes one stats file per rank: their count is the recording EP size.
   plan_request sized = req;
   if (!req.ep && out.imported && out.imported->num_ranks > 0) sized.ep = out.imported->num_ranks;
@@ -119,7 +122,11 @@ result<plan_outcome> plan(const plan_request& req) {
   } else if (req.max_moves >= 0) {
     return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
   }
-  auto placed = rebalance(w, out.topo, popt, &out.info);
+  objective_options oopt;
+  oopt.threads = req.policy.threads;
+  auto placed = per_step ? plan_per_step(w, sampler, out.topo, popt, oopt, &out.info,
+                                         &out.objective)
+                         : rebalance(w, out.topo, popt, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
@@ -174,6 +181,15 @@ std::string summary_json(const plan_outcome& o) {
         "  \"migration\": {{\"previous_imbalance\": {}, \"total_moves\": {}, \"moves_per_layer\": {}}},\n",
         json_number(o.previous_imbalance.overall), json_number(total), json_array(moves));
   }
+  // The steps that built the mapping, so an evaluation can judge it on others.
+  s += fmt::format("  \"train_steps\": {{\"first\": {}, \"last\": {}, \"records\": {}}},\n",
+                   o.read.first_step, o.read.last_step, o.read.records_selected);
+  const objective_info& ob = o.objective;
+  s += fmt::format(
+      "  \"objective\": {{\"name\": {}, \"searched\": {}, \"samples\": {}, \"holdout_sum\": {}, "
+      "\"holdout_search\": {}, \"swaps\": {}, \"note\": {}}},\n",
+      json_string(ob.objective), ob.searched ? "true" : "false", ob.samples,
+      json_number(ob.holdout_sum), json_number(ob.holdout_search), ob.swaps, json_string(ob.note));
   auto block = [&](const char* name, const imbalance_report& r, bool last) {
     s += fmt::format(
         "  \"{}\": {{\n    \"imbalance\": {},\n    \"mean_layer_imbalance\": {},\n"

@@ -32,7 +32,7 @@ bool same_family(stats_format a, stats_format b) {
 }
 
 status read_vllm(const plan_request& req, const std::vector<std::string>& files,
-                 plan_outcome* out) {
+                 plan_outcome* out, step_sampler* sampler) {
   if (req.skip_layers != 0) {
     return make_error(errc::invalid_argument, position{}, "--skip-layers",
                       "applies to SGLang and matrix stats; vLLM stats hold MoE layers only");
@@ -43,7 +43,13 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   ropt.steps = req.steps;
   ropt.threads = req.policy.threads;
   ropt.progress = req.progress;
-  if (status s = read_vllm_stats(files, ropt, **agg, &out->read); !s.ok()) return s;
+  // The per-step objective samples steps on their way to the aggregator.
+  stats_sink* sink = agg->get();
+  if (sampler) {
+    sampler->set_next(sink);
+    sink = sampler;
+  }
+  if (status s = read_vllm_stats(files, ropt, *sink, &out->read); !s.ok()) return s;
   auto loads = (*agg)->finish();
   if (!loads) return loads.err();
   out->aggregator = (*agg)->name();
@@ -106,7 +112,7 @@ status read_imported(const plan_request& req, const std::vector<std::string>& fi
 
 }  // namespace
 
-status read_stats(const plan_request& req, plan_outcome* out) {
+status read_stats(const plan_request& req, plan_outcome* out, step_sampler* sampler) {
   auto files = expand_stats_paths(req.stats);
   if (!files) return files.err();
   if (files->empty()) {
@@ -131,7 +137,11 @@ status read_stats(const plan_request& req, plan_outcome* out) {
       if (!format) format = *f;
     }
   }
-  if (*format == stats_format::vllm_jsonl) return read_vllm(req, *files, out);
+  if (*format == stats_format::vllm_jsonl) return read_vllm(req, *files, out, sampler);
+  if (sampler) {
+    return make_error(errc::invalid_argument, position{}, "--objective",
+                      "per-step needs per-step records (vLLM stats); this input holds sums only");
+  }
   return read_imported(req, *files, *format, out);
 }
 

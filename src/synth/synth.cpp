@@ -143,7 +143,12 @@ result<weight_matrix> read_counts_json(const std::string& path) {
   return w;
 }
 
-status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::ostream& out) {
+namespace {
+
+// Samples the trace and hands every step with load to `emit(step, phys, p2l)`; both synthesize_*
+// functions share it, so a seed gives the same loads whether they are written as JSON or not.
+template <class Emit>
+status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) {
   const topology& t = o.recording;
   const position none{};
   if (dist.rows() != t.num_layers || dist.cols() != t.num_experts) {
@@ -158,8 +163,7 @@ status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::
                       "steps >= 0, top_k > 0 and 0 < min batch <= max batch are required");
   }
   rng g(o.seed);
-  const int L = t.num_layers, E = t.num_experts, P = t.num_slots, R = t.num_ranks;
-  const int k = P / R;
+  const int L = t.num_layers, E = t.num_experts, P = t.num_slots;
   std::vector<double> base(static_cast<std::size_t>(L) * E);
   for (int l = 0; l < L; ++l) {
     double sum = dist.row(l).sum();
@@ -179,15 +183,7 @@ status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::
   std::vector<std::int64_t> phys(static_cast<std::size_t>(L) * P);
   std::vector<double> prob(static_cast<std::size_t>(E));
   std::vector<std::vector<int>> replicas(static_cast<std::size_t>(E));
-  std::string line;
 
-  if (o.write_meta) {
-    out << fmt::format(
-        "{{\"record_type\": \"eplb_load_meta\", \"version\": 1, \"model\": \"{}\", "
-        "\"num_ranks\": {}, \"num_groups\": {}, \"num_nodes\": {}, \"num_layers\": {}, "
-        "\"num_redundant_experts\": {}}}\n",
-        o.model, R, t.num_groups, t.num_nodes, L, t.num_redundant());
-  }
   const double log_min = std::log(static_cast<double>(o.min_batch_tokens));
   const double log_max = std::log(static_cast<double>(o.max_batch_tokens));
   for (int i = 0; i < o.num_steps; ++i) {
@@ -233,7 +229,28 @@ status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::
       }
     }
     if (total == 0) continue;  // vLLM skips steps without load
-    const std::int64_t step = o.first_step + i;
+    if (status s = emit(o.first_step + i, phys, p2l); !s.ok()) return s;
+  }
+  return status::success();
+}
+
+}  // namespace
+
+status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::ostream& out) {
+  const topology& t = o.recording;
+  const int L = t.num_layers, P = t.num_slots, R = t.num_ranks;
+  if (o.write_meta && dist.rows() == L && dist.cols() == t.num_experts &&
+      validate_topology(t).ok()) {
+    out << fmt::format(
+        "{{\"record_type\": \"eplb_load_meta\", \"version\": 1, \"model\": \"{}\", "
+        "\"num_ranks\": {}, \"num_groups\": {}, \"num_nodes\": {}, \"num_layers\": {}, "
+        "\"num_redundant_experts\": {}}}\n",
+        o.model, R, t.num_groups, t.num_nodes, L, t.num_redundant());
+  }
+  std::string line;
+  const int k = R > 0 ? P / R : 0;
+  status st = generate(dist, o, [&](std::int64_t step, const std::vector<std::int64_t>& phys,
+                                    const std::vector<std::int32_t>& p2l) {
     line.clear();
     auto it = std::back_inserter(line);
     fmt::format_to(it,
@@ -272,9 +289,38 @@ status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::
     }
     line += "]}\n";
     out << line;
-  }
-  if (!out) return make_error(errc::io_error, none, "", "cannot write the synthesized trace");
+    return status::success();
+  });
+  if (!st.ok()) return st;
+  if (!out) return make_error(errc::io_error, position{}, "", "cannot write the synthesized trace");
   return status::success();
+}
+
+status synthesize_records(const weight_matrix& dist, const synth_options& o, stats_sink& sink) {
+  const topology& t = o.recording;
+  stats_meta meta;
+  meta.model = o.model;
+  meta.num_ranks = t.num_ranks;
+  meta.num_groups = t.num_groups;
+  meta.num_nodes = t.num_nodes;
+  meta.num_layers = t.num_layers;
+  meta.num_redundant_experts = t.num_redundant();
+  meta.where = position{"<synth>", 1, 0};
+  stats_record rec;
+  rec.num_layers = t.num_layers;
+  rec.num_slots = t.num_slots;
+  rec.num_experts = t.num_experts;
+  rec.num_ranks = t.num_ranks;
+  rec.meta = o.write_meta ? &meta : nullptr;
+  std::uint64_t line = o.write_meta ? 1 : 0;
+  return generate(dist, o, [&](std::int64_t step, const std::vector<std::int64_t>& phys,
+                               const std::vector<std::int32_t>& p2l) {
+    rec.step = step;
+    rec.expert_load = phys.data();
+    rec.p2l_map = p2l.data();
+    rec.where = position{"<synth>", ++line, 0};
+    return sink.on_record(rec);
+  });
 }
 
 }  // namespace eplb
