@@ -30,8 +30,7 @@ result<placement> rebalance(const weight_matrix& weights, const topology& topo,
     case policy_kind::deepseek:
       return rebalance_deepseek(weights, topo, options.hierarchical, info);
     case policy_kind::balanced:
-      return make_error(errc::invalid_argument, position{}, "--policy",
-                        "policy 'balanced' is not available in this build");
+      return rebalance_balanced(weights, topo, options, info);
   }
   return make_error(errc::invalid_argument, position{}, "--policy", "unknown policy kind");
 }

@@ -1,0 +1,213 @@
+// Migration-aware planning for the balanced policy: aligning a plan to the placement currently
+// deployed (rank matching, then slot matching inside ranks) and re-planning a layer from it with
+// as few changed slots as the balance allows (see balanced_detail.hpp).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "policy/balanced_detail.hpp"
+
+namespace eplb::detail {
+namespace {
+
+std::size_t idx(int i) { return static_cast<std::size_t>(i); }
+
+// Minimum-cost perfect matching of an n x n integer cost matrix (row-major), the Hungarian
+// algorithm with potentials, O(n^3). Returns the column of every row. Deterministic: ties go to
+// the lowest column index scanned first.
+std::vector<int> min_cost_matching(const std::vector<int>& cost, int n) {
+  constexpr long long big = std::numeric_limits<long long>::max() / 4;
+  std::vector<long long> u(idx(n + 1), 0), v(idx(n + 1), 0), minv(idx(n + 1));
+  std::vector<int> p(idx(n + 1), 0), way(idx(n + 1), 0);
+  std::vector<char> used(idx(n + 1));
+  for (int i = 1; i <= n; ++i) {
+    p[0] = i;
+    int j0 = 0;
+    std::fill(minv.begin(), minv.end(), big);
+    std::fill(used.begin(), used.end(), 0);
+    do {
+      used[idx(j0)] = 1;
+      const int i0 = p[idx(j0)];
+      long long delta = big;
+      int j1 = 0;
+      for (int j = 1; j <= n; ++j) {
+        if (used[idx(j)] != 0) continue;
+        const long long cur = cost[idx(i0 - 1) * idx(n) + idx(j - 1)] - u[idx(i0)] - v[idx(j)];
+        if (cur < minv[idx(j)]) {
+          minv[idx(j)] = cur;
+          way[idx(j)] = j0;
+        }
+        if (minv[idx(j)] < delta) {
+          delta = minv[idx(j)];
+          j1 = j;
+        }
+      }
+      for (int j = 0; j <= n; ++j) {
+        if (used[idx(j)] != 0) {
+          u[idx(p[idx(j)])] += delta;
+          v[idx(j)] -= delta;
+        } else {
+          minv[idx(j)] -= delta;
+        }
+      }
+      j0 = j1;
+    } while (p[idx(j0)] != 0);
+    do {
+      const int j1 = way[idx(j0)];
+      p[idx(j0)] = p[idx(j1)];
+      j0 = j1;
+    } while (j0 != 0);
+  }
+  std::vector<int> row_to_col(idx(n), -1);
+  for (int j = 1; j <= n; ++j) {
+    if (p[idx(j)] > 0) row_to_col[idx(p[idx(j)] - 1)] = j - 1;
+  }
+  return row_to_col;
+}
+
+// Greedy matching for large blocks (the Hungarian algorithm's n^3 gets slow beyond a few hundred
+// ranks): rows in order take their cheapest free column.
+std::vector<int> greedy_matching(const std::vector<int>& cost, int n) {
+  std::vector<int> row_to_col(idx(n), -1);
+  std::vector<char> taken(idx(n), 0);
+  for (int i = 0; i < n; ++i) {
+    int best = -1;
+    for (int j = 0; j < n; ++j) {
+      if (taken[idx(j)] == 0 &&
+          (best < 0 || cost[idx(i) * idx(n) + idx(j)] < cost[idx(i) * idx(n) + idx(best)])) {
+        best = j;
+      }
+    }
+    row_to_col[idx(i)] = best;
+    taken[idx(best)] = 1;
+  }
+  return row_to_col;
+}
+
+constexpr int hungarian_limit = 128;  // ranks per block up to which the matching is exact
+
+}  // namespace
+
+int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::int32_t* previous,
+                      int ranks_per_block, std::int32_t* out) {
+  const int M = v.ranks, k = v.per_rank, E = v.experts, P = v.slots();
+  const int rpb = ranks_per_block > 0 && M % ranks_per_block == 0 ? ranks_per_block : M;
+  std::vector<int> count(idx(E), 0);
+  std::vector<int> cost(idx(rpb) * idx(rpb));
+  std::vector<char> kept(idx(k));
+  for (int b0 = 0; b0 < M; b0 += rpb) {
+    // cost[i][j]: slots of previous rank b0 + j that would change if it took plan rank b0 + i.
+    for (int i = 0; i < rpb; ++i) {
+      const std::int32_t* pr = plan + idx(b0 + i) * idx(k);
+      for (int j = 0; j < rpb; ++j) {
+        const std::int32_t* old = previous + idx(b0 + j) * idx(k);
+        for (int t = 0; t < k; ++t) ++count[idx(pr[t])];
+        int overlap = 0;
+        for (int t = 0; t < k; ++t) {
+          if (count[idx(old[t])] > 0) {
+            --count[idx(old[t])];
+            ++overlap;
+          }
+        }
+        for (int t = 0; t < k; ++t) count[idx(pr[t])] = 0;
+        cost[idx(i) * idx(rpb) + idx(j)] = k - overlap;
+      }
+    }
+    const std::vector<int> match =
+        rpb <= hungarian_limit ? min_cost_matching(cost, rpb) : greedy_matching(cost, rpb);
+    // Inside each matched pair: previous slots whose expert the new rank still holds keep it;
+    // the other experts fill the remaining slots in order.
+    for (int i = 0; i < rpb; ++i) {
+      const std::int32_t* pr = plan + idx(b0 + i) * idx(k);
+      const std::int32_t* old = previous + idx(b0 + match[idx(i)]) * idx(k);
+      std::int32_t* dst = out + idx(b0 + match[idx(i)]) * idx(k);
+      for (int t = 0; t < k; ++t) ++count[idx(pr[t])];
+      for (int t = 0; t < k; ++t) {
+        kept[idx(t)] = count[idx(old[t])] > 0 ? 1 : 0;
+        if (kept[idx(t)] != 0) {
+          --count[idx(old[t])];
+          dst[t] = old[t];
+        }
+      }
+      int next = 0;
+      for (int t = 0; t < k; ++t) {
+        if (kept[idx(t)] != 0) continue;
+        while (count[idx(pr[next])] == 0) ++next;
+        dst[t] = pr[next];
+        --count[idx(pr[next])];
+      }
+    }
+  }
+  int moves = 0;
+  for (int p = 0; p < P; ++p) moves += out[p] != previous[p] ? 1 : 0;
+  return moves;
+}
+
+migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previous,
+                                const std::int32_t* scratch, double target, int max_moves,
+                                const int* expert_node, int ranks_per_node, local_search& search,
+                                std::int32_t* out) {
+  const int P = v.slots();
+  std::vector<int> cnt;
+  std::vector<double> load;
+  struct option {
+    std::vector<std::int32_t> slots;
+    migration_outcome o;
+  };
+  std::vector<option> options;
+  auto add = [&](const std::int32_t* s, int moves) {
+    option c;
+    c.slots.assign(s, s + P);
+    c.o.moves = moves;
+    c.o.max_load = max_rank_load(v, s, cnt, load);
+    c.o.duplicates = count_duplicates(v, s);
+    options.push_back(std::move(c));
+  };
+  // The previous placement itself: enough when it already meets the target.
+  add(previous, 0);
+  if (options[0].o.duplicates == 0 && options[0].o.max_load <= target) {
+    std::copy(previous, previous + P, out);
+    return options[0].o;
+  }
+  // Improving moves from the previous placement.
+  search.reset(v, previous, previous, expert_node, ranks_per_node);
+  if (options[0].o.duplicates > 0) search.remove_duplicates(max_moves);
+  search.improve(target, max_moves, 8 * P + 64);
+  add(search.slots().data(), search.moves());
+  // The from-scratch plan, aligned to the previous placement (ranks matched within nodes when
+  // experts are pinned to nodes).
+  std::vector<std::int32_t> aligned(static_cast<std::size_t>(P));
+  const int rpb = expert_node != nullptr && ranks_per_node > 0 ? ranks_per_node : v.ranks;
+  const int aligned_moves = align_to_previous(v, scratch, previous, rpb, aligned.data());
+  add(aligned.data(), aligned_moves);
+  // ... and with the changes the target does not need undone.
+  search.reset(v, aligned.data(), previous, expert_node, ranks_per_node);
+  search.revert_moves(std::max(target, options.back().o.max_load), 8);
+  add(search.slots().data(), search.moves());
+
+  const bool unlimited = max_moves < 0;
+  auto better = [&](const migration_outcome& a, const migration_outcome& b) {
+    if (unlimited && (a.duplicates == 0) != (b.duplicates == 0)) return a.duplicates == 0;
+    const bool a_hit = a.max_load <= target, b_hit = b.max_load <= target;
+    if (a_hit != b_hit) return a_hit;
+    if (a_hit) {
+      if (a.moves != b.moves) return a.moves < b.moves;
+      return a.max_load < b.max_load;
+    }
+    if (a.max_load != b.max_load) return a.max_load < b.max_load;
+    if (a.duplicates != b.duplicates) return a.duplicates < b.duplicates;
+    return a.moves < b.moves;
+  };
+  const option* best = nullptr;
+  for (const option& c : options) {
+    if (!unlimited && c.o.moves > max_moves) continue;
+    if (best == nullptr || better(c.o, best->o)) best = &c;
+  }
+  std::copy(best->slots.begin(), best->slots.end(), out);
+  return best->o;
+}
+
+}  // namespace eplb::detail
