@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "eplb/limits.hpp"
 #include "eplb/stats.hpp"
 #include "stats/byte_source.hpp"
 #include "stats/int_matrix.hpp"
@@ -42,7 +43,7 @@ namespace ondemand = simdjson::ondemand;
 // batch_bytes away from the window's edge.
 constexpr std::size_t window_slack = 64;
 // Upper bound of batch_bytes, well inside simdjson's 4 GiB limit.
-constexpr std::size_t max_batch_bytes = std::size_t{1} << 31;
+constexpr std::size_t max_batch_bytes = limits::max_line_bytes;
 
 std::string shape_str(std::size_t rows, std::size_t cols) {
   return cat('[', rows, "][", cols, ']');
@@ -180,8 +181,8 @@ class stats_reader {
 error stats_reader::line_too_long(std::uint64_t line, std::size_t bytes) const {
   std::string what = "line ";
   if (bytes > 0) what += cat("of ", bytes, " bytes ");
-  what +=
-      cat("is longer than the batch size of ", options_.batch_bytes, " bytes (raise batch_bytes)");
+  what += cat("is longer than the limit of ", options_.batch_bytes,
+              " bytes (docs/limits.md; raise it with --max-line-bytes)");
   return make_error(errc::limit_exceeded, position{record_.where.file, line, 0}, "", what);
 }
 
@@ -562,20 +563,26 @@ status stats_reader::process_meta(ondemand::object& object) {
     std::int64_t value;
     const char* name;
     int min;
+    int max;  // docs/limits.md
     int* out;
   };
   const int_field ints[] = {
-      {f.has_num_layers, f.num_layers, "num_layers", 1, &meta.num_layers},
-      {f.has_num_ranks, f.num_ranks, "num_ranks", 1, &meta.num_ranks},
-      {f.has_num_groups, f.num_groups, "num_groups", 1, &meta.num_groups},
-      {f.has_num_nodes, f.num_nodes, "num_nodes", 1, &meta.num_nodes},
-      {f.has_redundant, f.redundant, "num_redundant_experts", 0, &meta.num_redundant_experts},
+      {f.has_num_layers, f.num_layers, "num_layers", 1, limits::max_layers, &meta.num_layers},
+      {f.has_num_ranks, f.num_ranks, "num_ranks", 1, limits::max_slots, &meta.num_ranks},
+      {f.has_num_groups, f.num_groups, "num_groups", 1, limits::max_groups, &meta.num_groups},
+      {f.has_num_nodes, f.num_nodes, "num_nodes", 1, limits::max_groups, &meta.num_nodes},
+      {f.has_redundant, f.redundant, "num_redundant_experts", 0, limits::max_slots,
+       &meta.num_redundant_experts},
   };
   for (const auto& i : ints) {
     if (!i.present) return fail(errc::missing_field, i.name, "missing in eplb_load_meta");
-    if (i.value < i.min || i.value > INT_MAX) {
+    if (i.value < i.min) {
       return fail(errc::invalid_value, i.name,
                   cat("must be ", i.min == 0 ? "non-negative" : "positive", ", got ", i.value));
+    }
+    if (i.value > i.max) {
+      return fail(errc::limit_exceeded, i.name,
+                  cat(i.value, " exceeds the limit of ", i.max, " (docs/limits.md)"));
     }
     *i.out = static_cast<int>(i.value);
   }
@@ -615,7 +622,9 @@ status stats_reader::process_stats(ondemand::object& object) {
       f.p2l_max = -1;
       if (!scan_int_matrix<std::int32_t, true>(v.raw_json_token().data(), p2l_, f.p2l_rows,
                                                f.p2l_cols, [&f](std::int64_t x) {
-                                                 if (x < 0 || x > INT32_MAX) return false;
+                                                 if (x < 0 || x >= limits::max_experts) {
+                                                   return false;
+                                                 }
                                                  f.p2l_max = std::max(f.p2l_max, x);
                                                  return true;
                                                })) {
@@ -623,14 +632,19 @@ status stats_reader::process_stats(ondemand::object& object) {
         st = parse_matrix(
             v, "p2l_map", p2l_, f.p2l_rows, f.p2l_cols,
             [this, &f](std::int64_t x, std::size_t l, std::size_t p) -> std::optional<error> {
-              if (x >= 0 && x <= INT32_MAX) {
+              if (x >= 0 && x < limits::max_experts) {
                 f.p2l_max = std::max(f.p2l_max, x);
                 return std::nullopt;
               }
-              return fail(
-                  errc::out_of_range, "p2l_map",
-                  cat("layer ", l, ", slot ", p, ": logical expert id ", x,
-                      x < 0 ? " is negative (an unmapped slot?)" : " does not fit in 32 bits"));
+              if (x < 0) {
+                return fail(errc::out_of_range, "p2l_map",
+                            cat("layer ", l, ", slot ", p, ": logical expert id ", x,
+                                " is negative (an unmapped slot?)"));
+              }
+              return fail(errc::limit_exceeded, "p2l_map",
+                          cat("layer ", l, ", slot ", p, ": logical expert id ", x,
+                              " is beyond the limit of ", limits::max_experts,
+                              " experts (docs/limits.md)"));
             });
       }
     } else if (key == "step") {
@@ -668,13 +682,32 @@ status stats_reader::process_stats(ondemand::object& object) {
                 cat("shape ", shape_str(f.load_rows, f.load_cols), " does not match p2l_map shape ",
                     shape_str(f.p2l_rows, f.p2l_cols), " (step ", f.step, ')'));
   }
+  if (f.load_rows > static_cast<std::size_t>(limits::max_layers)) {
+    return fail(errc::limit_exceeded, "expert_load",
+                cat(f.load_rows, " layers exceed the limit of ", limits::max_layers,
+                    " (docs/limits.md)"));
+  }
+  if (f.load_cols > static_cast<std::size_t>(limits::max_slots)) {
+    return fail(errc::limit_exceeded, "expert_load",
+                cat(f.load_cols, " slots per layer exceed the limit of ", limits::max_slots,
+                    " (docs/limits.md)"));
+  }
+  if (static_cast<std::int64_t>(f.load_rows * f.load_cols) > limits::max_cells) {
+    return fail(errc::limit_exceeded, "expert_load",
+                cat("shape ", shape_str(f.load_rows, f.load_cols), " exceeds the limit of ",
+                    limits::max_cells, " cells (docs/limits.md)"));
+  }
   if (f.has_num_layers && f.num_layers != static_cast<std::int64_t>(f.load_rows)) {
     return fail(
         errc::shape_mismatch, "num_layers",
         cat("the record says ", f.num_layers, " but expert_load has ", f.load_rows, " layers"));
   }
-  if (f.has_num_ranks && (f.num_ranks < 1 || f.num_ranks > INT_MAX)) {
+  if (f.has_num_ranks && f.num_ranks < 1) {
     return fail(errc::invalid_value, "num_ranks", cat("must be positive, got ", f.num_ranks));
+  }
+  if (f.has_num_ranks && f.num_ranks > limits::max_slots) {
+    return fail(errc::limit_exceeded, "num_ranks",
+                cat(f.num_ranks, " exceeds the limit of ", limits::max_slots, " (docs/limits.md)"));
   }
   if (summary_.records_seen == 0) {
     seen_min_step_ = seen_max_step_ = f.step;

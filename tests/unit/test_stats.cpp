@@ -429,11 +429,11 @@ TEST_CASE("stats: lines longer than the batch are refused", "[stats]") {
   eplb::stats_read_options options;
   options.batch_bytes = 300;  // the meta line (about 170 bytes) fits, the §5 records do not
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250 + "\n", "t.jsonl", options),
-              errc::limit_exceeded, "t.jsonl:2:", "batch size of 300 bytes");
+              errc::limit_exceeded, "t.jsonl:2:", "limit of 300 bytes");
   // The same when the long line has to be carried across reads.
   options.read_chunk_bytes = 64;
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250 + "\n", "t.jsonl", options),
-              errc::limit_exceeded, "t.jsonl:2:", "batch size of 300 bytes");
+              errc::limit_exceeded, "t.jsonl:2:", "limit of 300 bytes");
   // And when it is the unterminated last line.
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250, "t.jsonl", options), errc::limit_exceeded,
               "t.jsonl:2:");
