@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -31,6 +32,7 @@
 #include "stats/byte_source.hpp"
 #include "stats/int_matrix.hpp"
 #include "stats/json_check.hpp"
+#include "stats/json_diagnose.hpp"
 #include "stats/text.hpp"
 
 namespace eplb {
@@ -55,6 +57,9 @@ std::string where_str(const position& p) { return cat(p.file, ':', p.line); }
 std::string token_of(ondemand::value& v) {
   std::string_view token = v.raw_json_token();
   while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
+  // The raw token of a container is its opening bracket alone.
+  if (!token.empty() && token.front() == '{') return "an object";
+  if (!token.empty() && token.front() == '[') return "an array";
   constexpr std::size_t max_len = 40;
   std::string out(token.substr(0, max_len));
   if (token.size() > max_len) out += "...";
@@ -65,6 +70,19 @@ bool looks_like_integer(std::string_view token) {
   if (!token.empty() && token.front() == '-') token.remove_prefix(1);
   if (token.empty()) return false;
   return std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The bit of a key the reader uses (0 for any other key), to refuse a key given twice: JSON
+// leaves the meaning of duplicates open, and which value would count is a guess.
+unsigned used_key_bit(std::string_view key) {
+  static constexpr std::string_view keys[] = {
+      "record_type", "version",   "step",      "expert_load", "p2l_map",
+      "num_layers",  "num_ranks", "num_groups", "num_nodes",  "num_redundant_experts",
+      "model"};
+  for (std::size_t i = 0; i < std::size(keys); ++i) {
+    if (key == keys[i]) return 1u << i;
+  }
+  return 0;
 }
 
 // One non-blank line of the current region.
@@ -126,6 +144,15 @@ class stats_reader {
   status parse_matrix(ondemand::value value, const char* field, std::vector<T>& out,
                       std::size_t& rows, std::size_t& cols, Check check);
   status read_int(ondemand::value value, const char* field, std::int64_t& out);
+  // Fails when a key the reader uses appears a second time in the record.
+  status check_duplicate(std::string_view key, unsigned& seen) const {
+    const unsigned bit = used_key_bit(key);
+    if ((seen & bit) != 0) {
+      return fail(errc::invalid_value, std::string(key), "appears twice in the record");
+    }
+    seen |= bit;
+    return status::success();
+  }
   status read_string(ondemand::value value, const char* field, std::string_view& out);
 
   // Errors at the current record.
@@ -192,11 +219,23 @@ std::optional<error> stats_reader::line_json_error(const char* data, std::size_t
   const auto e = validate_json_text(std::string_view(data + line.content, line.end - line.content));
   if (e == simdjson::SUCCESS) return std::nullopt;
   position where{record_.where.file, line.number, file_offset_ + line.start};
+  if (file_offset_ + line.content == 0 && line.end - line.content >= 3 &&
+      std::memcmp(data + line.content, "\xEF\xBB\xBF", 3) == 0) {
+    // Spreadsheet tools and some Windows editors write one; JSON (RFC 8259) forbids it.
+    return make_error(errc::invalid_json, where, "",
+                      "the file starts with a UTF-8 byte order mark; write it without one");
+  }
   // A writer that died mid-line leaves a last line without its closing brace; anything else
   // that is invalid is reported as such.
   std::string_view text(data + line.content, line.end - line.content);
   while (!text.empty() && is_json_space(text.back())) text.remove_suffix(1);
-  const bool truncated = last_in_file && (text.empty() || text.back() != '}');
+  // simdjson's DOM parser stops at 1024 levels.
+  if (auto d = diagnose_invalid_line(text, e == simdjson::DEPTH_ERROR, 1024)) {
+    return make_error(errc::invalid_json, where, d->field, cat("invalid JSON: ", d->what));
+  }
+  // Only a record (an object) can be cut short; binary garbage is just invalid.
+  const bool truncated =
+      last_in_file && !text.empty() && text.front() == '{' && text.back() != '}';
   const std::string what =
       truncated ? cat("truncated record: the last line is not a complete JSON object (was the "
                       "writer interrupted?): ",
@@ -518,11 +557,13 @@ status stats_reader::process_meta(ondemand::object& object) {
   record_fields f;
   stats_meta meta;
   meta.where = record_.where;
+  unsigned seen_keys = 0;
   for (auto field_result : object) {
     ondemand::field field;
     if (auto e = std::move(field_result).get(field)) return json_fail(e);
     std::string_view key;
     if (auto e = field.unescaped_key().get(key)) return json_fail(e);
+    if (auto st = check_duplicate(key, seen_keys); !st) return st;
     ondemand::value v = field.value();
     status st;
     if (key == "version") {
@@ -594,11 +635,13 @@ status stats_reader::process_meta(ondemand::object& object) {
 status stats_reader::process_stats(ondemand::object& object) {
   record_fields& f = fields_;
   f = record_fields{};
+  unsigned seen_keys = 0;
   for (auto field_result : object) {
     ondemand::field field;
     if (auto e = std::move(field_result).get(field)) return json_fail(e);
     std::string_view key;
     if (auto e = field.unescaped_key().get(key)) return json_fail(e);
+    if (auto st = check_duplicate(key, seen_keys); !st) return st;
     ondemand::value v = field.value();
     status st;
     if (key == "expert_load") {
