@@ -2,12 +2,14 @@
 
 #include <fmt/core.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
+#include "eplb/limits.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
 
@@ -25,6 +27,7 @@ struct plan_flags {
   std::string device = "cpu";
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
   int threads = 0;
+  std::uint64_t max_line_bytes = limits::default_max_line_bytes;
   bool quiet = false;
   bool per_layer = false;
 };
@@ -78,6 +81,9 @@ runner add_plan(CLI::App& app) {
   app.add_option("--hierarchical", f->hierarchical, "Node grouping: auto|on|off")->capture_default_str();
   app.add_option("--device", f->device, "Aggregation device: cpu|cuda|auto")->capture_default_str();
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
+  app.add_option("--max-line-bytes", f->max_line_bytes,
+                 "Longest stats line accepted (docs/limits.md)")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
   app.add_flag("--per-layer", f->per_layer, "Print per-layer imbalance");
   return [f, &app]() -> int {
@@ -110,6 +116,12 @@ runner add_plan(CLI::App& app) {
       return fail("--hierarchical: expected auto, on or off, got '" + f->hierarchical + "'");
     }
     req.policy.threads = f->threads;
+    if (f->max_line_bytes < 1 || f->max_line_bytes > limits::max_line_bytes) {
+      return fail("--max-line-bytes: must be between 1 and " +
+                  std::to_string(limits::max_line_bytes) + ", got " +
+                  std::to_string(f->max_line_bytes));
+    }
+    req.max_line_bytes = static_cast<std::size_t>(f->max_line_bytes);
 
     auto outcome = plan(req);
     if (!outcome) return fail(outcome.message());

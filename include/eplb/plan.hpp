@@ -8,6 +8,7 @@
 
 #include "eplb/bounds.hpp"
 #include "eplb/error.hpp"
+#include "eplb/limits.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/stats.hpp"
@@ -22,6 +23,7 @@ struct plan_request {
   std::string device = "cpu";
   std::optional<int> ep, redundant, groups, nodes;
   policy_options policy;
+  std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.

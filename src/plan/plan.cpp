@@ -105,6 +105,7 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!agg) return agg.err();
   stats_read_options ropt;
   ropt.steps = req.steps;
+  ropt.batch_bytes = req.max_line_bytes;
   if (status s = read_vllm_stats(*files, ropt, **agg, &out.read); !s.ok()) return s.err();
   auto loads = (*agg)->finish();
   if (!loads) return loads.err();
