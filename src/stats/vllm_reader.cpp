@@ -163,7 +163,12 @@ class stats_reader {
     return fail(errc::invalid_json, "", cat("invalid JSON: ", simdjson::error_message(e)));
   }
   // Validates one line on its own; returns the JSON error for it, if any.
-  std::optional<error> line_json_error(const char* data, std::size_t k, bool last_in_file) const;
+  // An invalid last line of a region that is not known to be the file's last (blank bytes may
+  // follow unread) reads the rest of the file to tell, so the message does not depend on where
+  // the read chunks fell; only called on that error path, which ends the read anyway.
+  std::optional<error> line_json_error(const char* data, std::size_t k, bool last_in_file);
+  // Returns true when only JSON whitespace follows the current region up to the end of the file.
+  bool rest_is_blank();
   // Processes lines [from, end) of the region one at a time, each validated on its own.
   status process_lines_one_by_one(const char* data, std::size_t from, bool final);
   // Positions record_ at line k, processes its document and hands it to the sink if selected.
@@ -189,6 +194,10 @@ class stats_reader {
   record_fields fields_;
   std::vector<std::int64_t> unused_;  // never filled: the scanner's output when only validating
   bool deliver_ = false;
+  // The region being processed: its source, the bytes after it in buf_, whether it is the last.
+  byte_source* source_ = nullptr;
+  std::size_t tail_begin_ = 0, tail_end_ = 0;
+  bool region_final_ = false;
 
   // Per file.
   std::optional<stats_meta> meta_;
@@ -213,11 +222,23 @@ error stats_reader::line_too_long(std::uint64_t line, std::size_t bytes) const {
   return make_error(errc::limit_exceeded, position{record_.where.file, line, 0}, "", what);
 }
 
+bool stats_reader::rest_is_blank() {
+  if (!std::all_of(buf_.get() + tail_begin_, buf_.get() + tail_end_, is_json_space)) return false;
+  char chunk[4096];
+  for (;;) {
+    auto got = source_->read(chunk, sizeof chunk);
+    if (!got) return false;  // unknown: not "last"
+    if (!std::all_of(chunk, chunk + *got, is_json_space)) return false;
+    if (*got < sizeof chunk) return true;
+  }
+}
+
 std::optional<error> stats_reader::line_json_error(const char* data, std::size_t k,
-                                                   bool last_in_file) const {
+                                                   bool last_in_file) {
   const line_info& line = lines_[k];
   const auto e = validate_json_text(std::string_view(data + line.content, line.end - line.content));
   if (e == simdjson::SUCCESS) return std::nullopt;
+  if (!last_in_file && !region_final_ && k + 1 == lines_.size()) last_in_file = rest_is_blank();
   position where{record_.where.file, line.number, file_offset_ + line.start};
   if (file_offset_ + line.content == 0 && line.end - line.content >= 3 &&
       std::memcmp(data + line.content, "\xEF\xBB\xBF", 3) == 0) {
@@ -338,6 +359,10 @@ status stats_reader::read(const std::string& name, byte_source& source) {
     // bytes past a line's end: zero the padding after the data (only the file's last line can
     // lack its newline).
     std::memset(buf_.get() + len, 0, 16);
+    source_ = &source;
+    tail_begin_ = region;
+    tail_end_ = len;
+    region_final_ = last_region;
     if (auto st = process_region(buf_.get(), region, last_region); !st) return st;
     std::memmove(buf_.get(), buf_.get() + region, len - region);
     len -= region;

@@ -183,3 +183,19 @@ TEST_CASE("hostile: a successful write removes stale temporary files of its targ
   CHECK(*read_file(target) == "newer\n");
   fs::remove_all(dir);
 }
+
+TEST_CASE("hostile: a cut last line followed by blanks reads the same for any read chunk",
+          "[hostile]") {
+  // fuzz_vllm_reader: the blanks after the last newline were still unread when the line failed,
+  // so small reads called it invalid JSON and whole reads a truncated record.
+  const std::string text =
+      "{\"record_type\": \"eplb_load_stats\", \"step\": 1, \"expert_load\": [[1]], \"p2l\n  \n ";
+  for (std::size_t chunk : {std::size_t{1} << 20, std::size_t{3}, std::size_t{70}, std::size_t{78}}) {
+    null_sink sink;
+    stats_read_options options;
+    options.read_chunk_bytes = chunk;
+    const status s = read_vllm_stats_text(text, "c.jsonl", options, sink, nullptr);
+    INFO("chunk " << chunk);
+    CHECK_THAT(s.message(), Catch::StartsWith("c.jsonl:1: truncated record"));
+  }
+}
