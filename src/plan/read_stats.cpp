@@ -43,6 +43,7 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   ropt.steps = req.steps;
   ropt.threads = req.policy.threads;
   ropt.progress = req.progress;
+  ropt.batch_bytes = req.max_line_bytes;
   if (status s = read_vllm_stats(files, ropt, **agg, &out->read); !s.ok()) return s;
   auto loads = (*agg)->finish();
   if (!loads) return loads.err();
