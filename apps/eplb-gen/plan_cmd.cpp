@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "commands.hpp"
 #include "eplb/eval.hpp"
+#include "eplb/limits.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
 #include "outputs.hpp"
@@ -33,6 +35,7 @@ struct plan_flags {
   double split = 0;
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
   int threads = 0;
+  std::uint64_t max_line_bytes = limits::default_max_line_bytes;
   bool quiet = false;
   bool per_layer = false;
 };
@@ -129,6 +132,9 @@ runner add_plan(CLI::App& app) {
   app.add_option("--hierarchical", f->hierarchical, "Node grouping: auto|on|off")->capture_default_str();
   app.add_option("--device", f->device, "Aggregation device: cpu|cuda|auto")->capture_default_str();
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
+  app.add_option("--max-line-bytes", f->max_line_bytes,
+                 "Longest stats line accepted (docs/limits.md)")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
   app.add_flag("--per-layer", f->per_layer, "Print per-layer imbalance");
   return [f, out, &app]() -> int {
@@ -179,6 +185,12 @@ runner add_plan(CLI::App& app) {
     req.policy.threads = f->threads;
     req.previous = f->previous;
     req.max_moves = f->max_moves;
+    if (f->max_line_bytes < 1 || f->max_line_bytes > limits::max_line_bytes) {
+      return fail("--max-line-bytes: must be between 1 and " +
+                  std::to_string(limits::max_line_bytes) + ", got " +
+                  std::to_string(f->max_line_bytes));
+    }
+    req.max_line_bytes = static_cast<std::size_t>(f->max_line_bytes);
 
     progress_bar bar(progress_bar::wanted(f->quiet));
     req.progress = bar.callback();

@@ -16,6 +16,9 @@
 // order mark at the start of the text is an error (Python's json rejects it too); JSON booleans
 // are not integers; integers beyond 64 bits parse but are then out of range. The cross-rank sha256
 // comparison of the file (rule 1) is the serving binary's job: it owns the communicator.
+// Limits (limits.hpp, docs/limits.md): at most 4096 layers, 65536 slots (and so experts) per layer
+// and 2^24 cells; a mapping or an expected topology beyond them is rejected before anything is
+// sized by it.
 
 #include <algorithm>
 #include <cerrno>
@@ -28,6 +31,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "eplb/limits.hpp"
 
 namespace eplb::loader {
 
@@ -536,6 +541,15 @@ inline load_result parse_mapping(std::string_view text, const expected_topology&
       expect.num_redundant < -1) {
     return fail(0, 0, "invalid expected topology (negative count)");
   }
+  // The limits of docs/limits.md: a mapping (or a server) beyond them is refused before anything
+  // is sized by it.
+  if (expect.num_layers > limits::max_layers || expect.num_experts > limits::max_experts ||
+      expect.num_ranks > limits::max_slots || expect.num_redundant > limits::max_slots) {
+    return fail(0, 0,
+                "expected topology exceeds the limits (" + std::to_string(limits::max_layers) +
+                    " layers, " + std::to_string(limits::max_experts) + " experts, " +
+                    std::to_string(limits::max_slots) + " slots and ranks)");
+  }
   if (text.substr(0, 3) == "\xEF\xBB\xBF") {
     return fail(1, 1, "file starts with a UTF-8 byte order mark; write it without one");
   }
@@ -601,6 +615,11 @@ inline load_result parse_mapping(std::string_view text, const expected_topology&
   }
   if (!int_field("num_slots", slots)) return out;
   const std::size_t slots_col = record.find("num_slots")->column;
+  if (slots > limits::max_slots) {
+    return fail(ln, slots_col,
+                "num_slots=" + std::to_string(slots) + " exceeds the limit of " +
+                    std::to_string(limits::max_slots) + " slots per layer");
+  }
   int experts = expect.num_experts;
   if (experts > 0 &&
       static_cast<std::int64_t>(slots) != static_cast<std::int64_t>(experts) + redundant) {
@@ -638,10 +657,18 @@ inline load_result parse_mapping(std::string_view text, const expected_topology&
   int layers = expect.num_layers;
   if (layers == 0) {
     if (num_keys == 0) return fail(ln, table->column, "initial_global_assignments has no layers");
-    if (num_keys > static_cast<std::size_t>(INT_MAX)) {
-      return fail(ln, table->column, "initial_global_assignments has too many layers");
+    if (num_keys > static_cast<std::size_t>(limits::max_layers)) {
+      return fail(ln, table->column,
+                  "initial_global_assignments has " + std::to_string(num_keys) +
+                      " keys, more than the limit of " + std::to_string(limits::max_layers) +
+                      " layers");
     }
     layers = static_cast<int>(num_keys);
+  }
+  if (static_cast<std::int64_t>(layers) * slots > limits::max_cells) {
+    return fail(0, 0,
+                std::to_string(layers) + " layers x " + std::to_string(slots) +
+                    " slots exceed the limit of " + std::to_string(limits::max_cells) + " cells");
   }
   std::vector<const json_value*> rows(static_cast<std::size_t>(layers));
   for (int l = 0; l < layers; ++l) {

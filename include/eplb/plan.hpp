@@ -10,6 +10,7 @@
 #include "eplb/bounds.hpp"
 #include "eplb/error.hpp"
 #include "eplb/import.hpp"
+#include "eplb/limits.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/objective.hpp"
 #include "eplb/policy.hpp"
@@ -32,6 +33,7 @@ struct plan_request {
   std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
   int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
   objective_kind objective = objective_kind::sum;  // per_step: see objective.hpp
+  std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.

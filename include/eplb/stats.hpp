@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "eplb/error.hpp"
+#include "eplb/limits.hpp"
 
 namespace eplb {
 
@@ -84,7 +85,8 @@ struct stats_read_options {
   // Records outside are skipped after the checks of the record itself (syntax, types, its own
   // shapes); the checks against other records and the meta apply to selected records only.
   step_range steps;
-  std::size_t batch_bytes = 1 << 24;  // simdjson batch; longer lines are limit_exceeded
+  // The longest line accepted (also simdjson's batch); longer lines are limit_exceeded.
+  std::size_t batch_bytes = limits::default_max_line_bytes;
   // Bytes asked of the file per read. The buffer holds up to max(this, batch_bytes + 2) bytes (a
   // partial line is carried over), so memory is constant whatever the file size. 1 MiB reads
   // keep each byte in cache from the copy through the newline scan, stage 1 and the integer

@@ -34,8 +34,9 @@ struct topology {
   int rank_of_slot(int slot) const noexcept { return slot / slots_per_rank(); }
 };
 
-/// Checks the counts every placement needs (positive sizes, P >= E, P % EP == 0); the error says
-/// what to change, for example the smallest valid number of redundant slots.
+/// Checks the counts every placement needs (positive sizes, P >= E, P % EP == 0) and the limits
+/// of limits.hpp (limit_exceeded); the error says what to change, for example the smallest valid
+/// number of redundant slots.
 status validate_topology(const topology& topo);
 
 /// Returns the smallest R >= 0 with (E + R) % EP == 0.

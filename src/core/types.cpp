@@ -1,6 +1,7 @@
 #include <string>
 
 #include "eplb/types.hpp"
+#include "eplb/limits.hpp"
 
 namespace eplb {
 
@@ -14,16 +15,44 @@ status validate_topology(const topology& t) {
   auto bad = [&](const std::string& field, const std::string& what) {
     return status(make_error(errc::invalid_topology, none, field, what));
   };
+  auto over = [&](const std::string& field, const std::string& what, std::int64_t limit) {
+    return status(make_error(errc::limit_exceeded, none, field,
+                             what + " exceeds the limit of " + std::to_string(limit) +
+                                 " (docs/limits.md)"));
+  };
   if (t.num_layers <= 0) return bad("num_layers", "must be positive, got " + std::to_string(t.num_layers));
   if (t.num_experts <= 0) return bad("num_experts", "must be positive, got " + std::to_string(t.num_experts));
   if (t.num_ranks <= 0) return bad("--ep", "EP size must be positive, got " + std::to_string(t.num_ranks));
+  // The limits come before any arithmetic on the counts, which then cannot overflow.
+  if (t.num_layers > limits::max_layers) {
+    return over("num_layers", std::to_string(t.num_layers), limits::max_layers);
+  }
+  if (t.num_experts > limits::max_experts) {
+    return over("num_experts", std::to_string(t.num_experts), limits::max_experts);
+  }
+  if (t.num_ranks > limits::max_slots) {
+    return over("--ep", "EP size " + std::to_string(t.num_ranks), limits::max_slots);
+  }
   if (t.num_slots < t.num_experts) {
-    return bad("--redundant", "must be non-negative, got " + std::to_string(t.num_slots - t.num_experts));
+    return bad("--redundant", "must be non-negative, got " +
+                                  std::to_string(std::int64_t{t.num_slots} - t.num_experts));
+  }
+  if (t.num_slots > limits::max_slots) {
+    return over("--redundant",
+                "num_slots=" + std::to_string(t.num_slots) + " (" +
+                    std::to_string(t.num_experts) + " experts + " +
+                    std::to_string(t.num_slots - t.num_experts) + " redundant)",
+                limits::max_slots);
+  }
+  if (std::int64_t{t.num_layers} * t.num_slots > limits::max_cells) {
+    return over("num_layers",
+                std::to_string(t.num_layers) + " layers x " + std::to_string(t.num_slots) + " slots",
+                limits::max_cells);
   }
   if (t.num_slots % t.num_ranks != 0) {
     const int r = t.num_slots - t.num_experts;
-    int next = r;
-    while ((t.num_experts + next) % t.num_ranks != 0) ++next;
+    // The next R' >= R with (E + R') % EP == 0, computed (a loop could run 2^31 times).
+    const int next = r + (t.num_ranks - t.num_slots % t.num_ranks) % t.num_ranks;
     return bad("--redundant",
                "num_slots=" + std::to_string(t.num_slots) + " (" + std::to_string(t.num_experts) +
                    " experts + " + std::to_string(r) + " redundant) must be divisible by --ep " +

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "eplb/loader.hpp"
+#include "eplb/limits.hpp"
 
 namespace eplb {
 
@@ -69,7 +70,15 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   t.num_ranks = pick(req.ep, "--ep", meta, m.num_ranks, 0, &src.ep);
   const int redundant =
       pick(req.redundant, "--redundant", meta, m.num_redundant_experts, 0, &src.redundant);
-  t.num_slots = t.num_experts + redundant;
+  // In 64 bits: --redundant may be anything up to INT_MAX.
+  const std::int64_t slots = std::int64_t{t.num_experts} + redundant;
+  if (slots > limits::max_slots) {
+    return make_error(errc::limit_exceeded, position{}, "--redundant",
+                      fmt::format("num_slots={} ({} experts + {} redundant) exceeds the limit of "
+                                  "{} slots per layer (docs/limits.md)",
+                                  slots, t.num_experts, redundant, limits::max_slots));
+  }
+  t.num_slots = static_cast<int>(slots);
   t.num_groups = pick(req.groups, "--groups", meta, m.num_groups, 1, &src.groups);
   t.num_nodes = pick(req.nodes, "--nodes", meta, m.num_nodes, 1, &src.nodes);
   if (sources) *sources = src;

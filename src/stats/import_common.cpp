@@ -7,6 +7,9 @@
 #include <cstring>
 #include <utility>
 
+#include "eplb/limits.hpp"
+#include "stats/text.hpp"
+
 namespace eplb::detail {
 
 namespace ondemand = simdjson::ondemand;
@@ -19,14 +22,24 @@ result<std::string> read_whole_file(const std::string& path) {
   }
   std::string data;
   char chunk[1 << 16];
+  bool too_big = false;
   for (;;) {
     const std::size_t n = std::fread(chunk, 1, sizeof chunk, f);
     data.append(chunk, n);
     if (n < sizeof chunk) break;
+    if (data.size() > limits::max_import_file_bytes) {
+      too_big = true;
+      break;
+    }
   }
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
   if (failed) return make_error(errc::io_error, position{path, 0, 0}, "", "read error");
+  if (too_big) {
+    return make_error(errc::limit_exceeded, position{path, 0, 0}, "",
+                      cat("larger than the limit of ", limits::max_import_file_bytes,
+                          " bytes for a whole-file input (docs/limits.md)"));
+  }
   return data;
 }
 
@@ -229,6 +242,15 @@ bool step_summer::on_leaf(const std::array<std::size_t, k_max_dims>& idx, int nd
     step = idx[0];
     layer = idx[1];
     expert = idx[2];
+  }
+  // docs/limits.md; the rows include leading dense layers that skip_layers drops later.
+  if (layer >= static_cast<std::size_t>(limits::max_layers) ||
+      expert >= static_cast<std::size_t>(limits::max_experts) ||
+      static_cast<std::int64_t>((layer + 1) * (expert + 1)) > limits::max_cells) {
+    code = errc::limit_exceeded;
+    why = cat("the matrix exceeds the limits of ", limits::max_layers, " layers, ",
+              limits::max_experts, " experts and ", limits::max_cells, " cells (docs/limits.md)");
+    return false;
   }
   const bool take = steps_.contains(static_cast<std::int64_t>(step));
   // Rows grow while the first step is walked; the walker enforces a rectangular shape.

@@ -136,6 +136,13 @@ result<stats_format> detect_stats_format(const std::string& path) {
       (c >= 'a' && c <= 'z') || c == '_') {
     return stats_format::matrix_csv;
   }
+  // Compressed (gzip, zstd) and binary input goes to the vLLM JSONL reader: it decompresses the
+  // former and names the line and the encoding problem of the latter, where the character itself
+  // would be unprintable here.
+  const auto u = static_cast<unsigned char>(c);
+  if (u < 0x20 || u >= 0x7F || text->compare(i, 4, "\x28\xB5\x2F\xFD") == 0) {
+    return stats_format::vllm_jsonl;
+  }
   std::string what = "cannot tell the stats format from the first character '";
   what.push_back(c);
   what.push_back('\'');

@@ -6,7 +6,9 @@
 #include <cmath>
 
 #include "eplb/import.hpp"
+#include "eplb/limits.hpp"
 #include "stats/import_common.hpp"
+#include "stats/text.hpp"
 
 namespace eplb {
 
@@ -90,6 +92,13 @@ bool parse_cell(std::string_view cell, std::int64_t& out, std::string& why) {
   return true;
 }
 
+error too_big(const position& where, std::size_t row) {
+  return make_error(errc::limit_exceeded, where, detail::cat('[', row, ']'),
+                    detail::cat("the matrix exceeds the limits of ", limits::max_layers, " rows, ",
+                                limits::max_experts, " columns and ", limits::max_cells,
+                                " cells (docs/limits.md)"));
+}
+
 }  // namespace
 
 result<imported_stats> import_matrix_csv_text(const std::string& text, const std::string& name,
@@ -132,6 +141,7 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
       }
       row.push_back(v);
       ++col;
+      if (col > static_cast<std::size_t>(limits::max_experts)) return too_big(where, rows.size());
       if (comma == std::string_view::npos) break;
       cell_start = comma + 1;
     }
@@ -139,6 +149,10 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
     seen_content = true;
     if (!numeric) {
       if (first_content) continue;  // header skipped
+    }
+    if (rows.size() >= static_cast<std::size_t>(limits::max_layers) ||
+        static_cast<std::int64_t>((rows.size() + 1) * row.size()) > limits::max_cells) {
+      return too_big(where, rows.size());
     }
     if (!rows.empty() && row.size() != rows.front().size()) {
       return make_error(errc::shape_mismatch, where, "[" + std::to_string(rows.size()) + "]",

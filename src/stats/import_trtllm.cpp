@@ -11,7 +11,9 @@
 #include <set>
 
 #include "eplb/import.hpp"
+#include "eplb/limits.hpp"
 #include "stats/import_common.hpp"
+#include "stats/text.hpp"
 
 namespace eplb {
 
@@ -87,9 +89,10 @@ result<meta_info> read_meta(const std::string& path) {
     return make_error(err == simdjson::NO_SUCH_FIELD ? errc::missing_field : errc::wrong_type,
                       whole, "num_experts", "must be a positive integer");
   }
-  if (v <= 0 || v > 1 << 24) {
+  if (v <= 0 || v > limits::max_experts) {
     return make_error(errc::out_of_range, whole, "num_experts",
-                      "must be a positive integer, got " + std::to_string(v));
+                      detail::cat("must be a positive integer up to the limit of ",
+                                  limits::max_experts, ", got ", v));
   }
   meta.num_experts = static_cast<int>(v);
   auto topk = root["num_experts_per_token"];
@@ -188,15 +191,24 @@ result<imported_stats> import_trtllm(const std::string& path, const import_optio
     iters.insert(it);
     layers.insert(l);
   }
-  std::int64_t expect = *iters.begin();
+  // Iterations are >= 0 (digits only), so `it - first` cannot overflow (`first + k` could).
+  const std::int64_t first = *iters.begin();
+  std::int64_t k = 0;
   for (std::int64_t it : iters) {
-    if (it != expect) {
+    if (it - first != k) {
       return make_error(errc::invalid_value, where_dir, "",
-                        "iterations are not contiguous: " + std::to_string(expect) +
-                            " is missing between " + std::to_string(*iters.begin()) + " and " +
+                        "iterations are not contiguous: " + std::to_string(first + k) +
+                            " is missing between " + std::to_string(first) + " and " +
                             std::to_string(*iters.rbegin()));
     }
-    ++expect;
+    ++k;
+  }
+  if (layers.size() > static_cast<std::size_t>(limits::max_layers) ||
+      static_cast<std::int64_t>(layers.size()) * num_experts > limits::max_cells) {
+    return make_error(errc::limit_exceeded, where_dir, "",
+                      detail::cat(layers.size(), " layers of ", num_experts,
+                                  " experts exceed the limits of ", limits::max_layers,
+                                  " layers and ", limits::max_cells, " cells (docs/limits.md)"));
   }
   for (std::int64_t it : iters) {
     for (int l : layers) {

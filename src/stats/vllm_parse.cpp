@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
+#include "eplb/limits.hpp"
 #include "stats/int_matrix.hpp"
 #include "stats/json_check.hpp"
+#include "stats/json_diagnose.hpp"
 #include "stats/text.hpp"
 
 namespace eplb::detail {
@@ -27,6 +30,9 @@ std::string shape_str(std::size_t rows, std::size_t cols) {
 std::string token_of(ondemand::value& v) {
   std::string_view token = v.raw_json_token();
   while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
+  // The raw token of a container is its opening bracket alone.
+  if (!token.empty() && token.front() == '{') return "an object";
+  if (!token.empty() && token.front() == '[') return "an array";
   constexpr std::size_t max_len = 40;
   std::string out(token.substr(0, max_len));
   if (token.size() > max_len) out += "...";
@@ -37,6 +43,19 @@ bool looks_like_integer(std::string_view token) {
   if (!token.empty() && token.front() == '-') token.remove_prefix(1);
   if (token.empty()) return false;
   return std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The bit of a key the reader uses (0 for any other key), to refuse a key given twice: JSON
+// leaves the meaning of duplicates open, and which value would count is a guess.
+unsigned used_key_bit(std::string_view key) {
+  static constexpr std::string_view keys[] = {
+      "record_type", "version",   "step",       "expert_load", "p2l_map",
+      "num_layers",  "num_ranks", "num_groups", "num_nodes",   "num_redundant_experts",
+      "model"};
+  for (std::size_t i = 0; i < std::size(keys); ++i) {
+    if (key == keys[i]) return 1u << i;
+  }
+  return 0;
 }
 
 bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
@@ -106,8 +125,8 @@ error chunk_parser::json_fail(simdjson::error_code e) const {
 error chunk_parser::line_too_long(std::size_t bytes) const {
   std::string what = "line ";
   if (bytes > 0) what += cat("of ", bytes, " bytes ");
-  what +=
-      cat("is longer than the batch size of ", options_.batch_bytes, " bytes (raise batch_bytes)");
+  what += cat("is longer than the limit of ", options_.batch_bytes,
+              " bytes (docs/limits.md; raise it with --max-line-bytes)");
   return make_error(errc::limit_exceeded, position{}, "", what);
 }
 
@@ -121,21 +140,43 @@ void chunk_parser::add_error(error e) {
   out_->entries.push_back(entry);
 }
 
-std::optional<error> chunk_parser::line_json_error(const line_info& line, bool last_in_file) const {
+std::optional<error> chunk_parser::line_json_error(const line_info& line,
+                                                   std::optional<error>* if_last) const {
   const char* data = region_->data;
   std::string_view text(data + line.content, line.end - line.content);
   const auto e = validate_json_text(text);
   if (e == simdjson::SUCCESS) return std::nullopt;
+  if (region_->file_offset + line.content == 0 && text.size() >= 3 &&
+      std::memcmp(text.data(), "\xEF\xBB\xBF", 3) == 0) {
+    // Spreadsheet tools and some Windows editors write one; JSON (RFC 8259) forbids it.
+    return make_error(errc::invalid_json, position{}, "",
+                      "the file starts with a UTF-8 byte order mark; write it without one");
+  }
   // A writer that died mid-line leaves a last line without its closing brace; anything else
   // that is invalid is reported as such.
   while (!text.empty() && is_json_space(text.back())) text.remove_suffix(1);
-  const bool truncated = last_in_file && (text.empty() || text.back() != '}');
-  const std::string what =
-      truncated ? cat("truncated record: the last line is not a complete JSON object (was the "
-                      "writer interrupted?): ",
-                      simdjson::error_message(e))
-                : cat("invalid JSON: ", simdjson::error_message(e));
-  return make_error(errc::invalid_json, position{}, "", what);
+  // simdjson's DOM parser stops at 1024 levels.
+  if (auto d = diagnose_invalid_line(text, e == simdjson::DEPTH_ERROR, 1024)) {
+    return make_error(errc::invalid_json, position{}, d->field, cat("invalid JSON: ", d->what));
+  }
+  // Only a record (an object) can be cut short; binary garbage is just invalid.
+  const bool cut = !text.empty() && text.front() == '{' && text.back() != '}';
+  const error invalid =
+      make_error(errc::invalid_json, position{}, "", cat("invalid JSON: ", simdjson::error_message(e)));
+  if (!cut) return invalid;
+  // Only whitespace may follow the last line of the file. Whether it is the last is known here
+  // only in the file's last region; otherwise, when the rest of the region is blank, the apply
+  // stage decides between the two messages once it has seen what follows.
+  const char* after = data + std::min(line.end, region_->len);
+  if (!std::all_of(after, data + region_->len, is_json_space)) return invalid;
+  error truncated = make_error(
+      errc::invalid_json, position{}, "",
+      cat("truncated record: the last line is not a complete JSON object (was the writer "
+          "interrupted?): ",
+          simdjson::error_message(e)));
+  if (region_->final) return truncated;
+  *if_last = std::move(truncated);
+  return invalid;
 }
 
 void chunk_parser::parse(const region_text& region, parsed_chunk& out) {
@@ -169,10 +210,7 @@ void chunk_parser::parse(const region_text& region, parsed_chunk& out) {
     if (options_.fast_path && fast_line(data + content, data + end)) {
       finish_stats();
     } else {
-      // Only whitespace may follow the last line of the file.
-      const bool last_in_file =
-          region.final && std::all_of(data + std::min(end, len), data + len, is_json_space);
-      slow_line(line_info{line.number, line.start, content, end}, last_in_file);
+      slow_line(line_info{line.number, line.start, content, end});
     }
     // Nothing after an entry that carries an error is needed: the read stops there.
     if (!out.entries.empty() && out.entries.back().error >= 0) return;
@@ -187,6 +225,7 @@ bool chunk_parser::fast_line(const char* p, const char* end) {
   if (*p != '{') return false;
   p = skip_blanks(p + 1);
   bool has_type = false;
+  unsigned other_keys = 0;  // used keys met in the generic branches below, to catch duplicates
   while (true) {
     if (*p != '"') return false;
     const char* key = p + 1;
@@ -217,7 +256,9 @@ bool chunk_parser::fast_line(const char* p, const char* end) {
         std::int64_t max = -1;
         p = scan_int_matrix<std::int32_t, true>(p, p2l_values_, 0, p2l_rows_, p2l_cols_,
                                                 [&max](std::int64_t x) {
-                                                  if (x < 0 || x > INT32_MAX) return false;
+                                                  if (x < 0 || x >= limits::max_experts) {
+                                                    return false;
+                                                  }
                                                   max = std::max(max, x);
                                                   return true;
                                                 });
@@ -253,12 +294,18 @@ bool chunk_parser::fast_line(const char* p, const char* end) {
       if (f.has_version) return false;
       f.has_version = true;
       p = scan_int64(p, f.version);
+    } else if (const unsigned bit = used_key_bit(std::string_view(key, key_len));
+               (other_keys & bit) != 0) {
+      return false;  // a used key given twice: the slow path reports it
     } else if (*p == '"') {
+      other_keys |= bit;
       p = scan_plain_string(p + 1);
     } else if (*p == '[') {
+      other_keys |= bit;
       p = scan_int_matrix<std::int64_t, false>(p, unused_, 0, f.other_rows, f.other_cols,
                                                [](std::int64_t) { return true; });
     } else {
+      other_keys |= bit;
       std::int64_t ignored;
       p = scan_int64(p, ignored);
     }
@@ -273,6 +320,15 @@ bool chunk_parser::fast_line(const char* p, const char* end) {
 }
 
 void chunk_parser::new_p2l_generation() { ++p2l_gen_; }
+
+status chunk_parser::check_duplicate(std::string_view key, unsigned& seen) const {
+  const unsigned bit = used_key_bit(key);
+  if ((seen & bit) != 0) {
+    return fail(errc::invalid_value, std::string(key), "appears twice in the record");
+  }
+  seen |= bit;
+  return status::success();
+}
 
 void chunk_parser::finish_stats() {
   if (auto st = check_fields(); !st) {
@@ -316,24 +372,48 @@ status chunk_parser::check_fields() {
                 cat("shape ", shape_str(f.load_rows, f.load_cols), " does not match p2l_map shape ",
                     shape_str(f.p2l_rows, f.p2l_cols), " (step ", f.step, ')'));
   }
+  if (f.load_rows > static_cast<std::size_t>(limits::max_layers)) {
+    return fail(errc::limit_exceeded, "expert_load",
+                cat(f.load_rows, " layers exceed the limit of ", limits::max_layers,
+                    " (docs/limits.md)"));
+  }
+  if (f.load_cols > static_cast<std::size_t>(limits::max_slots)) {
+    return fail(errc::limit_exceeded, "expert_load",
+                cat(f.load_cols, " slots per layer exceed the limit of ", limits::max_slots,
+                    " (docs/limits.md)"));
+  }
+  if (static_cast<std::int64_t>(f.load_rows * f.load_cols) > limits::max_cells) {
+    return fail(errc::limit_exceeded, "expert_load",
+                cat("shape ", shape_str(f.load_rows, f.load_cols), " exceeds the limit of ",
+                    limits::max_cells, " cells (docs/limits.md)"));
+  }
   if (f.has_num_layers && f.num_layers != static_cast<std::int64_t>(f.load_rows)) {
     return fail(
         errc::shape_mismatch, "num_layers",
         cat("the record says ", f.num_layers, " but expert_load has ", f.load_rows, " layers"));
   }
-  if (f.has_num_ranks && (f.num_ranks < 1 || f.num_ranks > INT_MAX)) {
+  if (f.has_num_ranks && f.num_ranks < 1) {
     return fail(errc::invalid_value, "num_ranks", cat("must be positive, got ", f.num_ranks));
+  }
+  if (f.has_num_ranks && f.num_ranks > limits::max_slots) {
+    return fail(errc::limit_exceeded, "num_ranks",
+                cat(f.num_ranks, " exceeds the limit of ", limits::max_slots, " (docs/limits.md)"));
   }
   return status::success();
 }
 
 // --- slow path: simdjson On-Demand ---------------------------------------------------------------
 
-void chunk_parser::slow_line(const line_info& line, bool last_in_file) {
+void chunk_parser::slow_line(const line_info& line) {
   // Every line is validated on its own first, so syntax errors outrank whatever the record's
   // content looked like and do not depend on how the input was cut into regions.
-  if (auto e = line_json_error(line, last_in_file)) {
+  std::optional<error> if_last;
+  if (auto e = line_json_error(line, &if_last)) {
     add_error(std::move(*e));
+    if (if_last) {
+      out_->entries.back().if_last = static_cast<std::int32_t>(out_->errors.size());
+      out_->errors.push_back(std::move(*if_last));
+    }
     return;
   }
   if (!parser_) {
@@ -538,11 +618,13 @@ status chunk_parser::process_meta(ondemand::object& object) {
   meta = stats_meta{};
   meta.where = position{};  // set by the apply stage
   auto field_error = [&]() -> status {
+    unsigned seen_keys = 0;
     for (auto field_result : object) {
       ondemand::field field;
       if (auto e = std::move(field_result).get(field)) return json_fail(e);
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return json_fail(e);
+      if (auto st = check_duplicate(key, seen_keys); !st) return st;
       ondemand::value v = field.value();
       status st;
       if (key == "version") {
@@ -583,20 +665,26 @@ status chunk_parser::process_meta(ondemand::object& object) {
       std::int64_t value;
       const char* name;
       int min;
+      int max;  // docs/limits.md
       int* out;
     };
     const int_field ints[] = {
-        {f.has_num_layers, f.num_layers, "num_layers", 1, &meta.num_layers},
-        {f.has_num_ranks, f.num_ranks, "num_ranks", 1, &meta.num_ranks},
-        {f.has_num_groups, f.num_groups, "num_groups", 1, &meta.num_groups},
-        {f.has_num_nodes, f.num_nodes, "num_nodes", 1, &meta.num_nodes},
-        {f.has_redundant, f.redundant, "num_redundant_experts", 0, &meta.num_redundant_experts},
+        {f.has_num_layers, f.num_layers, "num_layers", 1, limits::max_layers, &meta.num_layers},
+        {f.has_num_ranks, f.num_ranks, "num_ranks", 1, limits::max_slots, &meta.num_ranks},
+        {f.has_num_groups, f.num_groups, "num_groups", 1, limits::max_groups, &meta.num_groups},
+        {f.has_num_nodes, f.num_nodes, "num_nodes", 1, limits::max_groups, &meta.num_nodes},
+        {f.has_redundant, f.redundant, "num_redundant_experts", 0, limits::max_slots,
+         &meta.num_redundant_experts},
     };
     for (const auto& i : ints) {
       if (!i.present) return fail(errc::missing_field, i.name, "missing in eplb_load_meta");
-      if (i.value < i.min || i.value > INT_MAX) {
+      if (i.value < i.min) {
         return fail(errc::invalid_value, i.name,
                     cat("must be ", i.min == 0 ? "non-negative" : "positive", ", got ", i.value));
+      }
+      if (i.value > i.max) {
+        return fail(errc::limit_exceeded, i.name,
+                    cat(i.value, " exceeds the limit of ", i.max, " (docs/limits.md)"));
       }
       *i.out = static_cast<int>(i.value);
     }
@@ -615,11 +703,13 @@ status chunk_parser::process_meta(ondemand::object& object) {
 status chunk_parser::process_stats(ondemand::object& object) {
   record_fields& f = fields_;
   f = record_fields{};
+  unsigned seen_keys = 0;
   for (auto field_result : object) {
     ondemand::field field;
     if (auto e = std::move(field_result).get(field)) return json_fail(e);
     std::string_view key;
     if (auto e = field.unescaped_key().get(key)) return json_fail(e);
+    if (auto st = check_duplicate(key, seen_keys); !st) return st;
     ondemand::value v = field.value();
     status st;
     if (key == "expert_load") {
@@ -646,7 +736,9 @@ status chunk_parser::process_stats(ondemand::object& object) {
       std::int64_t max = -1;
       if (!scan_int_matrix<std::int32_t, true>(v.raw_json_token().data(), p2l_values_, 0, p2l_rows_,
                                                p2l_cols_, [&max](std::int64_t x) {
-                                                 if (x < 0 || x > INT32_MAX) return false;
+                                                 if (x < 0 || x >= limits::max_experts) {
+                                                   return false;
+                                                 }
                                                  max = std::max(max, x);
                                                  return true;
                                                })) {
@@ -654,14 +746,19 @@ status chunk_parser::process_stats(ondemand::object& object) {
         st = parse_matrix(
             v, "p2l_map", p2l_values_, 0, p2l_rows_, p2l_cols_,
             [this, &max](std::int64_t x, std::size_t l, std::size_t p) -> std::optional<error> {
-              if (x >= 0 && x <= INT32_MAX) {
+              if (x >= 0 && x < limits::max_experts) {
                 max = std::max(max, x);
                 return std::nullopt;
               }
-              return fail(
-                  errc::out_of_range, "p2l_map",
-                  cat("layer ", l, ", slot ", p, ": logical expert id ", x,
-                      x < 0 ? " is negative (an unmapped slot?)" : " does not fit in 32 bits"));
+              if (x < 0) {
+                return fail(errc::out_of_range, "p2l_map",
+                            cat("layer ", l, ", slot ", p, ": logical expert id ", x,
+                                " is negative (an unmapped slot?)"));
+              }
+              return fail(errc::limit_exceeded, "p2l_map",
+                          cat("layer ", l, ", slot ", p, ": logical expert id ", x,
+                              " is beyond the limit of ", limits::max_experts,
+                              " experts (docs/limits.md)"));
             });
       }
       p2l_max_ = max;

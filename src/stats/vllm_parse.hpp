@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eplb/error.hpp"
@@ -52,6 +53,9 @@ struct parsed_entry {
   std::uint64_t p2l_id = 0;  // stats: equal ids mean equal p2l_map values
   std::uint32_t meta = 0;    // meta: index in parsed_chunk::metas
   std::int32_t error = -1;   // error, or a meta's field error: index in parsed_chunk::errors
+  // error: the error to report instead when only whitespace follows this line to the end of the
+  // file, which the parse stage cannot see (a record cut short); index in parsed_chunk::errors.
+  std::int32_t if_last = -1;
 };
 
 // What the parse stage produced for one region; cleared without freeing between regions.
@@ -109,14 +113,17 @@ class chunk_parser {
 
   // Returns false when the line is not an eplb_load_stats record of the simple shape.
   bool fast_line(const char* p, const char* end);
-  void slow_line(const line_info& line, bool last_in_file);
+  void slow_line(const line_info& line);
   // Finishes a stats record whose fields are in fields_ and loads in out_->loads.
   void finish_stats();
   void add_error(error e);
   error fail(errc code, const std::string& field, const std::string& what) const;
   error json_fail(simdjson::error_code e) const;
   error line_too_long(std::size_t bytes) const;
-  std::optional<error> line_json_error(const line_info& line, bool last_in_file) const;
+  // Validates the line on its own; returns its JSON error, if any. When the line would read as
+  // a truncated record were it the file's last, and the parse stage cannot tell, sets *if_last
+  // to that error.
+  std::optional<error> line_json_error(const line_info& line, std::optional<error>* if_last) const;
 
   // The On-Demand path.
   status process_document(simdjson::ondemand::document_reference& doc);
@@ -129,6 +136,8 @@ class chunk_parser {
   status read_int(simdjson::ondemand::value value, const char* field, std::int64_t& out);
   status read_string(simdjson::ondemand::value value, const char* field, std::string_view& out);
   status check_fields();
+  // Fails when a key the reader uses appears a second time in the record.
+  status check_duplicate(std::string_view key, unsigned& seen) const;
   void new_p2l_generation();
 
   const stats_read_options& options_;

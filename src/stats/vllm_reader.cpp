@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "eplb/limits.hpp"
 #include "eplb/stats.hpp"
 #include "stats/byte_source.hpp"
 #include "stats/json_check.hpp"
@@ -42,7 +43,7 @@ namespace detail {
 namespace {
 
 // Upper bound of batch_bytes, well inside simdjson's 4 GiB limit.
-constexpr std::size_t max_batch_bytes = std::size_t{1} << 31;
+constexpr std::size_t max_batch_bytes = limits::max_line_bytes;
 // Readable bytes kept after the data of an item: zeroed sentinel bytes for the scanners, then
 // simdjson's padding.
 constexpr std::size_t tail_bytes = 16 + simdjson::SIMDJSON_PADDING;
@@ -138,8 +139,8 @@ class producer {
   // The line that starts after the regions so far; the apply stage knows its number.
   error line_too_long() const {
     return make_error(errc::limit_exceeded, position{}, "",
-                      cat("line is longer than the batch size of ", options_.batch_bytes,
-                          " bytes (raise batch_bytes)"));
+                      cat("line is longer than the limit of ", options_.batch_bytes,
+                          " bytes (docs/limits.md; raise it with --max-line-bytes)"));
   }
 
   // Makes room for `need` bytes of text in the item (keeping its first `keep` bytes); grows by
@@ -242,6 +243,7 @@ class stats_reader {
       : options_(options), sink_(sink), summary_(summary) {}
 
   status apply(const work_item& item, const std::vector<input>& inputs) {
+    if (pending_) return apply_pending(item);
     switch (item.kind) {
       case work_item::type::file_begin:
         begin_file(inputs[item.file].name);
@@ -266,6 +268,15 @@ class stats_reader {
       status st;
       switch (e.kind) {
         case entry_kind::error:
+          if (e.if_last >= 0) {
+            // The message depends on whether anything but whitespace follows: decided by the
+            // items after this one (the entry is the region's last).
+            pending_ = with_line(chunk.errors[static_cast<std::size_t>(e.error)],
+                                 record_.where.line);
+            pending_if_last_ = with_line(chunk.errors[static_cast<std::size_t>(e.if_last)],
+                                         record_.where.line);
+            return status::success();
+          }
           return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
         case entry_kind::meta:
           st = apply_meta(e, chunk);
@@ -284,6 +295,7 @@ class stats_reader {
   }
 
   status finish() {
+    if (pending_) return *pending_;  // unreachable: a file always ends with its file_end item
     if (summary_.records_selected > 0) return status::success();
     if (summary_.records_seen == 0) {
       // Unreachable: a file without records fails on its own; kept for safety.
@@ -300,6 +312,22 @@ class stats_reader {
   }
 
  private:
+  // An error waits for the rest of its file: a region with a non-blank line or a failure gives
+  // the error as it is, the end of the file its "last line" form.
+  status apply_pending(const work_item& item) {
+    switch (item.kind) {
+      case work_item::type::region:
+        if (item.parsed.entries.empty()) return status::success();
+        return *pending_;
+      case work_item::type::file_end:
+        return pending_if_last_;
+      case work_item::type::file_begin:
+      case work_item::type::failure:
+        break;
+    }
+    return *pending_;
+  }
+
   void begin_file(const std::string& name) {
     meta_.reset();
     file_stats_ = 0;
@@ -366,6 +394,8 @@ class stats_reader {
   std::uint64_t file_stats_ = 0;
   bool file_has_selected_ = false;
   std::uint64_t line_base_ = 0;  // lines of the file before the current region
+  std::optional<error> pending_;   // see apply_pending
+  error pending_if_last_;
 
   // Across files: the shape fixed by the first selected record.
   bool have_shape_ = false;

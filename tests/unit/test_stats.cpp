@@ -429,11 +429,11 @@ TEST_CASE("stats: lines longer than the batch are refused", "[stats]") {
   eplb::stats_read_options options;
   options.batch_bytes = 300;  // the meta line (about 170 bytes) fits, the §5 records do not
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250 + "\n", "t.jsonl", options),
-              errc::limit_exceeded, "t.jsonl:2:", "batch size of 300 bytes");
+              errc::limit_exceeded, "t.jsonl:2:", "limit of 300 bytes");
   // The same when the long line has to be carried across reads.
   options.read_chunk_bytes = 64;
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250 + "\n", "t.jsonl", options),
-              errc::limit_exceeded, "t.jsonl:2:", "batch size of 300 bytes");
+              errc::limit_exceeded, "t.jsonl:2:", "limit of 300 bytes");
   // And when it is the unterminated last line.
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250, "t.jsonl", options), errc::limit_exceeded,
               "t.jsonl:2:");
@@ -457,9 +457,11 @@ TEST_CASE("stats: garbage bytes", "[stats]") {
               "t.jsonl:2:", "invalid JSON");
   CHECK_ERROR(read_text(meta_line + "\nnot json at all\n" + rec_2250 + "\n"), errc::invalid_json,
               "t.jsonl:2:");
-  // At the end of the file it reads as a truncated record.
+  // At the end of the file too: only a line that starts a record ('{') reads as truncated.
   CHECK_ERROR(read_text(meta_line + "\n" + rec_2250 + "\n" + garbage), errc::invalid_json,
-              "t.jsonl:3: truncated record");
+              "t.jsonl:3: invalid JSON: The input is not valid UTF-8");
+  CHECK_ERROR(read_text(meta_line + "\n" + rec_2250 + "\n" + rec_2260.substr(0, 40)),
+              errc::invalid_json, "t.jsonl:3: truncated record");
   // Invalid UTF-8 inside a string of a later record.
   std::string bad_utf8 = rec_2260;
   bad_utf8.replace(bad_utf8.find("example/moe-3e"), 1, "\xc3\x28");

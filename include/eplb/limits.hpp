@@ -1,0 +1,31 @@
+#pragma once
+// The documented input limits (docs/limits.md). Every reader, importer, the loader and the topology
+// check enforce them with errc::limit_exceeded (the loader with its own message), so a hostile
+// file cannot make eplb-gen allocate memory out of proportion to a real model. The largest models
+// in use are far below them (DeepSeek-V3: 58 MoE layers x 256 experts, 288 slots at EP 32).
+//
+// Standard library only and C++17, like loader.hpp, which includes it.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace eplb::limits {
+
+/// Most MoE layers (rows of a load matrix, keys of a mapping).
+inline constexpr int max_layers = 4096;
+/// Most logical experts per layer.
+inline constexpr int max_experts = 65536;
+/// Most physical slots per layer (experts + redundant); bounds the EP size too (P % EP == 0).
+inline constexpr int max_slots = 65536;
+/// Most cells of one [layers][slots] matrix (and so of [layers][experts]): 2^24, 64 MiB as int32.
+inline constexpr std::int64_t max_cells = std::int64_t{1} << 24;
+/// Most expert groups and nodes (each must divide experts or ranks, so at most max_slots).
+inline constexpr int max_groups = max_slots;
+/// Default longest line of a stats JSONL file (the record of one step); eplb-gen --max-line-bytes.
+inline constexpr std::size_t default_max_line_bytes = std::size_t{1} << 24;
+/// Upper bound a caller may raise the line length to (simdjson's window must hold a line).
+inline constexpr std::size_t max_line_bytes = std::size_t{1} << 31;
+/// Largest file the whole-file importers (SGLang, matrix JSON/CSV, safetensors) read into memory.
+inline constexpr std::uint64_t max_import_file_bytes = std::uint64_t{1} << 30;
+
+}  // namespace eplb::limits
