@@ -170,7 +170,8 @@ class producer {
     want = std::min(max_cap, std::max(want, carry_len_ + 1));
     reserve(item, std::min(want, max_cap), 0, max_cap);
     char* buf = item.buf.get();
-    std::memcpy(buf, carry_.get(), carry_len_);
+    // memcpy from a null carry is undefined even for zero bytes.
+    if (carry_len_ > 0) std::memcpy(buf, carry_.get(), carry_len_);
     std::size_t len = carry_len_;
     bool eof = false;
     std::size_t region = 0;
@@ -218,7 +219,7 @@ class producer {
       carry_.reset(new char[carry_len_]);
       carry_cap_ = carry_len_;
     }
-    std::memcpy(carry_.get(), buf + region, carry_len_);
+    if (carry_len_ > 0) std::memcpy(carry_.get(), buf + region, carry_len_);
     file_offset_ += region;
     if (eof) phase_ = phase::end;
   }
