@@ -50,7 +50,7 @@ best() {
   shift
   local best_line="" best_wall=""
   for ((i = 0; i < runs; i++)); do
-    /usr/bin/time -f "%M" -o "$tmp/rss" "$@" >"$tmp/out"
+    /usr/bin/time -f "%M" -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err"
     read -r bytes wall cpu records checksum device <"$tmp/out"
     local rss
     rss=$(tail -n 1 "$tmp/rss")
