@@ -161,7 +161,8 @@ class producer {
     item.kind = work_item::type::region;
     item.bytes_read = 0;
     // A small file gets a small buffer; otherwise the carried line plus one read.
-    std::size_t want = carry_len_ + chunk;
+    // Twice the read size at first, so that carried lines rarely need a bigger buffer.
+    std::size_t want = std::max(carry_len_ + chunk, 2 * chunk);
     if (size_hint_ > 0 && size_hint_ < want) {
       want = std::max<std::size_t>(static_cast<std::size_t>(size_hint_) + 1, 4096);
     }
