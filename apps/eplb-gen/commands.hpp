@@ -16,6 +16,10 @@ using runner = std::function<int()>;
 runner add_plan(CLI::App& app);
 /// Registers `synth`: write a synthetic stats trace.
 runner add_synth(CLI::App& app);
+/// Registers `convert`: rewrite a mapping file in other formats.
+runner add_convert(CLI::App& app);
+/// Registers `check`: validate a mapping file against a topology (and stats).
+runner add_check(CLI::App& app);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitFailure.
 int fail(const std::string& message);

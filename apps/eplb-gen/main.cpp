@@ -28,6 +28,15 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand("synth", "Write a synthetic stats trace (vLLM JSONL)");
     commands.emplace_back(sub, eplb::cli::add_synth(*sub));
   }
+  {
+    CLI::App* sub = app.add_subcommand("convert", "Convert a mapping file between formats");
+    commands.emplace_back(sub, eplb::cli::add_convert(*sub));
+  }
+  {
+    CLI::App* sub =
+        app.add_subcommand("check", "Validate a mapping file against a topology (CI gate)");
+    commands.emplace_back(sub, eplb::cli::add_check(*sub));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
+#include "outputs.hpp"
 #include "progress.hpp"
 
 namespace eplb::cli {
@@ -19,9 +20,12 @@ namespace {
 struct plan_flags {
   std::vector<std::string> stats;
   std::string steps;
-  std::string output = "mapping.jsonl";
+  std::string stats_format = "auto";
+  int skip_layers = 0;
   std::string summary;
-  std::string policy = "deepseek";
+  std::string policy = "balanced";
+  std::string previous;
+  int max_moves = -1;
   std::string hierarchical = "auto";
   std::string device = "cpu";
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
@@ -34,9 +38,16 @@ std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nu
 
 void print_summary(const plan_outcome& o, bool per_layer) {
   const topology& t = o.topo;
-  fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
-             o.read.files.size(), o.read.records_selected, o.read.records_seen, o.read.first_step,
-             o.read.last_step, o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+  if (o.imported) {
+    fmt::print(stderr, "stats:    {} file(s), {}, {} of {} steps used\n", o.imported->files.size(),
+               stats_format_name(o.imported->format), o.imported->steps_used,
+               o.imported->steps_total);
+  } else {
+    fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
+               o.read.files.size(), o.read.records_selected, o.read.records_seen,
+               o.read.first_step, o.read.last_step,
+               o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+  }
   fmt::print(stderr,
              "topology: {} layers x {} experts, {} slots ({} redundant), EP {} ({} slots/rank), "
              "{} node(s), {} group(s)\n",
@@ -45,6 +56,17 @@ void print_summary(const plan_outcome& o, bool per_layer) {
   fmt::print(stderr, "policy:   {} ({}){}\n", o.info.policy,
              o.info.hierarchical ? "hierarchical" : "global",
              o.info.note.empty() ? "" : "; " + o.info.note);
+  if (o.has_previous) {
+    int total = 0;
+    for (int m : o.info.moves_per_layer) total += m;
+    fmt::print(stderr, "previous: imbalance {:.4f}x; {} slot(s) change over {} layers\n",
+               o.previous_imbalance.overall, total, o.info.moves_per_layer.size());
+    if (per_layer) {
+      for (std::size_t l = 0; l < o.info.moves_per_layer.size(); ++l) {
+        fmt::print(stderr, "layer {:3}: {} move(s)\n", l, o.info.moves_per_layer[l]);
+      }
+    }
+  }
   if (per_layer) {
     fmt::print(stderr, "layer  before   after    gap to bound\n");
     for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
@@ -66,28 +88,42 @@ void print_summary(const plan_outcome& o, bool per_layer) {
 
 runner add_plan(CLI::App& app) {
   auto f = std::make_shared<plan_flags>();
-  app.add_option("--stats", f->stats, "Stats JSONL file or glob (repeatable)")->take_all();
+  app.add_option("--stats", f->stats, "Stats file, directory or glob (repeatable)")->take_all();
+  app.add_option("--stats-format", f->stats_format,
+                 "Stats format: auto|vllm|sglang|trtllm|matrix (files of a non-vLLM format are "
+                 "summed)")->capture_default_str();
   app.add_option("--steps", f->steps, "Inclusive step range A:B (A: or :B open-ended)");
-  app.add_option("-o,--output", f->output, "Mapping file to write ('-' for stdout)")->capture_default_str();
+  app.add_option("--skip-layers", f->skip_layers,
+                 "SGLang and matrix stats: leading dense rows to drop");
+  const auto out = add_output_flags(app);
   app.add_option("--summary", f->summary, "Also write the run summary as JSON to this file");
   app.add_option("--ep", f->ep, "EP size (default: the stats' meta record)");
   app.add_option("--redundant", f->redundant,
                  "Redundant slots per layer (default: the stats' meta record, else 0)");
   app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
   app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
-  app.add_option("--policy", f->policy, "Placement policy: deepseek")->capture_default_str();
+  app.add_option("--policy", f->policy,
+                 "Placement policy: balanced (eplb-gen's own) or deepseek (vLLM's, exactly)")
+      ->capture_default_str();
+  app.add_option("--previous", f->previous,
+                 "Deployed vLLM mapping to plan from: change as few slots as possible");
+  app.add_option("--max-moves", f->max_moves,
+                 "With --previous: most slots per layer whose expert may change");
   app.add_option("--hierarchical", f->hierarchical, "Node grouping: auto|on|off")->capture_default_str();
   app.add_option("--device", f->device, "Aggregation device: cpu|cuda|auto")->capture_default_str();
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
   app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
   app.add_flag("--per-layer", f->per_layer, "Print per-layer imbalance");
-  return [f, &app]() -> int {
+  return [f, out, &app]() -> int {
     if (f->stats.empty()) {
       fmt::print(stderr, "{}", app.help());
       return fail("--stats is required");
     }
+    if (auto paths = resolve_outputs(*out); !paths) return fail(paths.message());
     plan_request req;
     req.stats = f->stats;
+    req.stats_format = f->stats_format;
+    req.skip_layers = f->skip_layers;
     if (!f->steps.empty()) {
       auto r = parse_step_range(f->steps, "--steps");
       if (!r) return fail(r.message());
@@ -111,6 +147,8 @@ runner add_plan(CLI::App& app) {
       return fail("--hierarchical: expected auto, on or off, got '" + f->hierarchical + "'");
     }
     req.policy.threads = f->threads;
+    req.previous = f->previous;
+    req.max_moves = f->max_moves;
 
     progress_bar bar(progress_bar::wanted(f->quiet));
     req.progress = bar.callback();
@@ -119,22 +157,15 @@ runner add_plan(CLI::App& app) {
     if (!f->quiet && !outcome->aggregator_info.empty()) {
       fmt::print(stderr, "device:   {}\n", outcome->aggregator_info);
     }
-    auto text = to_vllm_mapping(outcome->result, outcome->topo);
-    if (!text) return fail(text.message());
-    if (f->output == "-") {
-      std::fwrite(text->data(), 1, text->size(), stdout);
-      std::fflush(stdout);
-    } else if (status s = write_file_atomic(f->output, *text); !s.ok()) {
+    // Render every output first: nothing is written when one of them cannot be.
+    std::vector<rendered_file> files;
+    if (status s = render_plan_outputs(*out, *outcome, f->summary, files); !s.ok()) {
       return fail(s.message());
     }
-    if (!f->summary.empty()) {
-      if (status s = write_file_atomic(f->summary, summary_json(*outcome)); !s.ok()) {
-        return fail(s.message());
-      }
-    }
+    if (status s = write_files(files); !s.ok()) return fail(s.message());
     if (!f->quiet) {
       print_summary(*outcome, f->per_layer);
-      if (f->output != "-") fmt::print(stderr, "wrote {}\n", f->output);
+      print_written(files);
     }
     return 0;
   };

@@ -9,6 +9,7 @@
 
 #include "eplb/bounds.hpp"
 #include "eplb/error.hpp"
+#include "eplb/import.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/stats.hpp"
@@ -19,11 +20,16 @@ namespace eplb {
 /// What the user asked for; unset topology fields default to the stats' meta record.
 struct plan_request {
   std::vector<std::string> stats;  // files or globs
-  step_range steps;
+  /// "auto" (by content), "vllm", "sglang", "trtllm", "matrix" or a name parse_stats_format knows.
+  std::string stats_format = "auto";
+  step_range steps;     // vLLM: step values; other formats: import_options::steps
+  int skip_layers = 0;  // SGLang and matrix stats: leading dense rows to drop
   std::string device = "cpu";
   std::optional<int> ep, redundant, groups, nodes;
   policy_options policy;  // policy.threads also sets the stats reader's parser threads
   std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
+  std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
+  int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.
@@ -35,16 +41,26 @@ struct topology_sources {
 struct plan_outcome {
   topology topo;
   topology_sources sources;
-  stats_read_summary read;
-  std::string aggregator;  // "cpu" or "cuda"
+  stats_read_summary read;  // vLLM stats; other formats fill files, shape and step counts
+  /// Stats of another engine: what the importer read, with the decoder-layer id of every row.
+  std::optional<import_info> imported;
+  std::string aggregator;  // "cpu" or "cuda"; "import" for other formats
   std::string aggregator_info;  // the aggregator's note (a CUDA fallback, auto's choice), or empty
   load_matrix loads;
   placement result;
   plan_info info;
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
-  gap_report gap;  // the placement's distance to the lower bound on the optimal max rank load
+  gap_report gap;
+  bool has_previous = false;
+  imbalance_report previous_imbalance;  // the deployed mapping on the same loads
+  placement previous;  // the placement's distance to the lower bound on the optimal max rank load
 };
+
+/// Reads the request's stats (every file of one format, detected or given) into out->loads, with
+/// out->read or out->imported; returns the first input error, or shape_mismatch when files of a
+/// non-vLLM format disagree in shape.
+status read_stats(const plan_request& request, plan_outcome* out);
 
 /// Runs the whole pipeline; returns the first error (input, topology or policy) on failure.
 result<plan_outcome> plan(const plan_request& request);

@@ -26,7 +26,8 @@ struct policy_options {
   // Migration-aware planning (balanced only): the placement currently deployed; when set, the
   // plan changes as few slots per layer as it can for the same balance (see rebalance_balanced).
   const placement* previous = nullptr;
-  int max_moves = -1;  // with `previous`: most slots per layer whose expert may change; -1: no limit
+  // With `previous`: the most slots per layer whose expert may change; -1: no limit.
+  int max_moves = -1;
 };
 
 /// Parses "deepseek" or "balanced"; invalid_argument otherwise.
@@ -40,7 +41,7 @@ struct plan_info {
   std::string policy;         // "deepseek" or "balanced"
   bool hierarchical = false;  // whether node grouping was used
   std::string note;           // why (for example "num_groups % num_nodes != 0: global policy")
-  int fallback_layers = 0;    // balanced: layers where deepseek's placement was kept (it was better)
+  int fallback_layers = 0;    // balanced: layers that kept deepseek's (better) placement
   std::vector<int> moves_per_layer;  // with a previous placement: slots changed in each layer
 };
 
@@ -56,16 +57,22 @@ result<placement> rebalance_deepseek(const weight_matrix& weights, const topolog
                                      hierarchical_mode mode, plan_info* info = nullptr);
 
 /// eplb-gen's own policy: replica counts and packing chosen together (a target-driven greedy
-/// construction refined by local search: swaps between ranks and re-splits of replicas between
-/// experts), never two replicas of one expert on one rank, and never a higher max rank load than
-/// deepseek on any layer (that layer keeps deepseek's placement then, counted in
-/// plan_info::fallback_layers). With num_nodes > 1 a node-grouped variant (every expert's replicas
-/// on one node) is planned too: `on` forces it, `off` skips it, and automatic keeps it when its
-/// sum over layers of the max rank load is within 0.5% of the global plan's. With
-/// options.previous, each layer first gets a from-scratch target and then the fewest slot changes
-/// from `previous` that reach it within 0.1% (never above deepseek's max), or the best placement
-/// within options.max_moves changed slots, never worse than `previous`; experts that stay on a
-/// rank keep their slot. Returns invalid_topology, shape_mismatch or invalid_value on bad inputs.
+/// construction refined by local search and ruin-and-recreate; iteration caps only, so the output
+/// never depends on machine speed or thread count), never two replicas of one expert on one rank,
+/// and never a higher max rank load than deepseek (run with the same `hierarchical` mode) on any
+/// layer: such a layer keeps deepseek's placement, counted in plan_info::fallback_layers. When
+/// every rank has more slots than there are experts, duplicates are unavoidable and deepseek's
+/// placement is returned. With num_nodes > 1 a node-grouped variant (each expert's replicas on
+/// one node; whole groups per node when num_groups > 1) is planned too: `off` skips it, `on`
+/// forces it (compared per layer only with deepseek's node-grouped placement, when deepseek has
+/// one), automatic keeps it when its sum over layers of the max rank load is within 0.5% of the
+/// global plan's, a layer where it loses to deepseek taking the global plan's layer. With
+/// options.previous, each layer gets the fewest slot changes from `previous` that bring its max
+/// rank load within 0.1% of the from-scratch plan's (and not above deepseek's), or with
+/// options.max_moves >= 0 the best placement within that many changed slots, never worse than
+/// `previous`; experts that stay on a rank keep their slot. Returns invalid_topology,
+/// shape_mismatch or invalid_value on bad inputs, invalid_argument for a `previous` that does
+/// not fit the topology.
 result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
                                      const policy_options& options, plan_info* info = nullptr);
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "eplb/aggregate.hpp"
+#include "eplb/loader.hpp"
 
 namespace eplb {
 
@@ -90,25 +90,36 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
 
 result<plan_outcome> plan(const plan_request& req) {
   plan_outcome out;
-  auto files = expand_stats_paths(req.stats);
-  if (!files) return files.err();
-  auto agg = make_aggregator(req.device);
-  if (!agg) return agg.err();
-  stats_read_options ropt;
-  ropt.steps = req.steps;
-  ropt.threads = req.policy.threads;
-  ropt.progress = req.progress;
-  if (status s = read_vllm_stats(*files, ropt, **agg, &out.read); !s.ok()) return s.err();
-  auto loads = (*agg)->finish();
-  if (!loads) return loads.err();
-  out.aggregator = (*agg)->name();
-  out.aggregator_info = (*agg)->info();
-  out.loads = std::move(*loads);
-  auto topo = resolve_topology(req, out.read, &out.sources);
+  if (status s = read_stats(req, &out); !s.ok()) return s.err();
+  // TensorRT-LLM writes one stats file per rank: their count is the recording EP size.
+  plan_request sized = req;
+  if (!req.ep && out.imported && out.imported->num_ranks > 0) sized.ep = out.imported->num_ranks;
+  auto topo = resolve_topology(sized, out.read, &out.sources);
   if (!topo) return topo.err();
+  if (!req.ep && sized.ep) out.sources.ep = "rank files";
   out.topo = *topo;
   const weight_matrix w = to_weights(out.loads);
-  auto placed = rebalance(w, out.topo, req.policy, &out.info);
+  policy_options popt = req.policy;
+  if (!req.previous.empty()) {
+    // The loader is the one parser of vLLM mapping files: the same rules as the serving side.
+    const loader::expected_topology expect{out.topo.num_layers, out.topo.num_experts,
+                                           out.topo.num_ranks, out.topo.num_redundant()};
+    auto prev = loader::load_mapping_file(req.previous, expect);
+    if (!prev.ok()) {
+      return make_error(errc::invalid_value, position{}, "--previous", prev.error.message);
+    }
+    out.previous.num_layers = out.topo.num_layers;
+    out.previous.num_slots = out.topo.num_slots;
+    out.previous.num_experts = out.topo.num_experts;
+    const std::vector<int> flat = prev.value.flat_physical_to_logical();
+    out.previous.physical_to_logical.assign(flat.begin(), flat.end());
+    out.has_previous = true;
+    popt.previous = &out.previous;
+    popt.max_moves = req.max_moves;
+  } else if (req.max_moves >= 0) {
+    return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
+  }
+  auto placed = rebalance(w, out.topo, popt, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
@@ -116,6 +127,7 @@ result<plan_outcome> plan(const plan_request& req) {
   }
   out.before = measure_imbalance(w, identity_placement(out.topo), out.topo);
   out.after = measure_imbalance(w, out.result, out.topo);
+  if (out.has_previous) out.previous_imbalance = measure_imbalance(w, out.previous, out.topo);
   // The bound that allows duplicates holds for every placement, so the gap is never negative.
   bound_options bopt;
   bopt.forbid_duplicates = false;
@@ -134,9 +146,10 @@ std::string summary_json(const plan_outcome& o) {
   }
   s += "],\n";
   s += fmt::format(
-      "    \"model\": {},\n    \"has_meta\": {},\n    \"records_seen\": {},\n"
+      "    \"format\": {},\n    \"model\": {},\n    \"has_meta\": {},\n    \"records_seen\": {},\n"
       "    \"records_used\": {},\n    \"first_step\": {},\n    \"last_step\": {},\n"
       "    \"aggregator\": {}\n  }},\n",
+      json_string(o.imported ? stats_format_name(o.imported->format) : "vllm_jsonl"),
       json_string(o.read.meta ? o.read.meta->model : ""), o.read.meta ? "true" : "false",
       o.read.records_seen, o.read.records_selected, o.read.first_step, o.read.last_step,
       json_string(o.aggregator));
@@ -149,9 +162,18 @@ std::string summary_json(const plan_outcome& o) {
       o.topo.num_ranks, o.topo.slots_per_rank(), o.topo.num_nodes, o.topo.num_groups,
       json_string(o.sources.ep), json_string(o.sources.redundant), json_string(o.sources.groups),
       json_string(o.sources.nodes));
-  s += fmt::format("  \"policy\": {{\"name\": {}, \"hierarchical\": {}, \"note\": {}}},\n",
-                   json_string(o.info.policy), o.info.hierarchical ? "true" : "false",
-                   json_string(o.info.note));
+  s += fmt::format(
+      "  \"policy\": {{\"name\": {}, \"hierarchical\": {}, \"note\": {}, \"fallback_layers\": {}}},\n",
+      json_string(o.info.policy), o.info.hierarchical ? "true" : "false", json_string(o.info.note),
+      o.info.fallback_layers);
+  if (o.has_previous) {
+    std::vector<double> moves(o.info.moves_per_layer.begin(), o.info.moves_per_layer.end());
+    double total = 0;
+    for (double m : moves) total += m;
+    s += fmt::format(
+        "  \"migration\": {{\"previous_imbalance\": {}, \"total_moves\": {}, \"moves_per_layer\": {}}},\n",
+        json_number(o.previous_imbalance.overall), json_number(total), json_array(moves));
+  }
   auto block = [&](const char* name, const imbalance_report& r, bool last) {
     s += fmt::format(
         "  \"{}\": {{\n    \"imbalance\": {},\n    \"mean_layer_imbalance\": {},\n"

@@ -20,12 +20,14 @@
 namespace eplb {
 namespace detail {
 
-bool assign_nodes(const layer_view& v, int nodes, int group_size, std::vector<int>& expert_node) {
-  const int E = v.experts, k = v.per_rank;
-  const int per_node_max = v.slots() / nodes;  // every expert needs a slot of its node
-  if (nodes <= 0 || nodes * k > E || E > nodes * per_node_max) return false;
-  const int unit = group_size > 1 && E % group_size == 0 ? group_size : 1;
-  const int units = E / unit;
+namespace {
+
+// Units (groups or single experts) by descending load onto the least loaded node that has room
+// for at most `count_cap` experts and still lets the remaining experts give every node at least
+// k (each rank needs k distinct experts). Returns false when a unit fits nowhere.
+bool greedy_nodes(const layer_view& v, int nodes, int unit, int count_cap,
+                  std::vector<int>& expert_node) {
+  const int E = v.experts, k = v.per_rank, units = E / unit;
   std::vector<double> unit_load(static_cast<std::size_t>(units), 0.0);
   for (int e = 0; e < E; ++e) unit_load[static_cast<std::size_t>(e / unit)] += v.w[e];
   std::vector<int> order(static_cast<std::size_t>(units));
@@ -41,12 +43,10 @@ bool assign_nodes(const layer_view& v, int nodes, int group_size, std::vector<in
   int remaining = E;
   for (int u : order) {
     remaining -= unit;
-    // The least loaded node that has room and still lets the remaining experts give every
-    // node at least k (each rank needs k distinct experts).
     int best = -1;
     for (int n = 0; n < nodes; ++n) {
       const auto un = static_cast<std::size_t>(n);
-      if (node_count[un] + unit > per_node_max) continue;
+      if (node_count[un] + unit > count_cap) continue;
       int deficit = 0;
       for (int m = 0; m < nodes; ++m) {
         const int c = node_count[static_cast<std::size_t>(m)] + (m == n ? unit : 0);
@@ -55,15 +55,95 @@ bool assign_nodes(const layer_view& v, int nodes, int group_size, std::vector<in
       if (deficit > remaining) continue;
       if (best < 0 || node_load[un] < node_load[static_cast<std::size_t>(best)]) best = n;
     }
-    if (best < 0) {
-      // Whole groups do not fit the node sizes: assign single experts instead.
-      return unit > 1 && assign_nodes(v, nodes, 1, expert_node);
-    }
+    if (best < 0) return false;
     node_load[static_cast<std::size_t>(best)] += unit_load[static_cast<std::size_t>(u)];
     node_count[static_cast<std::size_t>(best)] += unit;
     for (int i = 0; i < unit; ++i) expert_node[static_cast<std::size_t>(u * unit + i)] = best;
   }
+  // Refinement: swap a unit of the most loaded node with a lighter one elsewhere while that
+  // lowers the pair's max (counts stay, so the limits above still hold).
+  for (int round = 0; round < 4 * nodes; ++round) {
+    int a = 0;
+    for (int n = 1; n < nodes; ++n) {
+      if (node_load[static_cast<std::size_t>(n)] > node_load[static_cast<std::size_t>(a)]) a = n;
+    }
+    const double la = node_load[static_cast<std::size_t>(a)];
+    int best_u = -1, best_v = -1;
+    double best_max = la * (1 - 1e-12);
+    for (int u = 0; u < units; ++u) {
+      if (expert_node[static_cast<std::size_t>(u * unit)] != a) continue;
+      for (int w = 0; w < units; ++w) {
+        const int b = expert_node[static_cast<std::size_t>(w * unit)];
+        if (b == a) continue;
+        const double d =
+            unit_load[static_cast<std::size_t>(u)] - unit_load[static_cast<std::size_t>(w)];
+        if (d <= 0) continue;
+        const double m = std::max(la - d, node_load[static_cast<std::size_t>(b)] + d);
+        if (m < best_max) {
+          best_max = m;
+          best_u = u;
+          best_v = w;
+        }
+      }
+    }
+    if (best_u < 0) break;
+    const int b = expert_node[static_cast<std::size_t>(best_v * unit)];
+    const double d =
+        unit_load[static_cast<std::size_t>(best_u)] - unit_load[static_cast<std::size_t>(best_v)];
+    node_load[static_cast<std::size_t>(a)] -= d;
+    node_load[static_cast<std::size_t>(b)] += d;
+    for (int i = 0; i < unit; ++i) {
+      expert_node[static_cast<std::size_t>(best_u * unit + i)] = b;
+      expert_node[static_cast<std::size_t>(best_v * unit + i)] = a;
+    }
+  }
   return true;
+}
+
+// The highest per-node lower bound (mean and replication) of a node assignment.
+double node_bound(const layer_view& v, int nodes, const std::vector<int>& expert_node) {
+  std::vector<double> w;
+  double worst = 0;
+  for (int n = 0; n < nodes; ++n) {
+    w.clear();
+    for (int e = 0; e < v.experts; ++e) {
+      if (expert_node[static_cast<std::size_t>(e)] == n) w.push_back(v.w[e]);
+    }
+    const layer_view sub{w.data(), static_cast<int>(w.size()), v.ranks / nodes, v.per_rank};
+    worst = std::max(worst, simple_lower_bound(sub));
+  }
+  return worst;
+}
+
+}  // namespace
+
+bool assign_nodes(const layer_view& v, int nodes, int group_size, std::vector<int>& expert_node) {
+  const int E = v.experts, k = v.per_rank;
+  if (nodes <= 0) return false;
+  const int per_node_max = v.slots() / nodes;  // every expert needs a slot of its node
+  if (nodes * k > E || E > nodes * per_node_max) return false;
+  // Two candidates, the one with the lower per-node bound wins: node loads balanced with free
+  // expert counts, and with (nearly) equal counts, which leaves every node the same number of
+  // spare slots for replicas of its hot experts.
+  std::vector<int> other;
+  bool have = false;
+  double best = 0;
+  for (int unit : {group_size > 1 && E % group_size == 0 ? group_size : 1, 1}) {
+    const int units = E / unit;
+    const int equal_cap = std::min(per_node_max, (units + nodes - 1) / nodes * unit);
+    for (int cap : {per_node_max, equal_cap}) {
+      if (!greedy_nodes(v, nodes, unit, cap, other)) continue;
+      const double b = node_bound(v, nodes, other);
+      if (!have || b < best) {
+        have = true;
+        best = b;
+        expert_node = other;
+      }
+    }
+    // Whole groups are kept whenever some assignment of them works.
+    if (have) break;
+  }
+  return have;
 }
 
 double plan_grouped(layer_planner& planner, const layer_view& v, int nodes,
@@ -150,10 +230,8 @@ bool for_each_layer(int layers, int workers, Job&& job) {
   return !failed.load();
 }
 
-}  // namespace
-
-result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
-                                     const policy_options& options, plan_info* info) {
+result<placement> plan_balanced(const weight_matrix& weights, const topology& topo,
+                                const policy_options& options, plan_info* info) {
   const int E = topo.num_experts, P = topo.num_slots, M = topo.num_ranks;
   const int G = topo.num_groups, N = topo.num_nodes, L = topo.num_layers;
   if (G <= 0) return topology_error("--groups", "must be positive, got " + str(G));
@@ -162,9 +240,11 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
   // not allow that branch. Its checks cover the shapes and the loads.
   plan_info ds_info;
   auto ds = rebalance_deepseek(weights, topo, options.hierarchical, &ds_info);
+  bool ds_fell_back_to_global = false;
   if (!ds && ds.code() == errc::invalid_topology &&
       options.hierarchical != hierarchical_mode::off) {
     ds = rebalance_deepseek(weights, topo, hierarchical_mode::off, &ds_info);
+    ds_fell_back_to_global = true;
   }
   if (!ds) return ds.err();
   const int k = P / M;
@@ -182,8 +262,8 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
       info->hierarchical = ds_info.hierarchical;
       info->fallback_layers = L;
       info->note = "slots per rank (" + str(k) + ") exceed the experts (" + str(E) +
-                   "): no placement without duplicate replicas; kept deepseek's (" +
-                   ds_info.note + ")";
+                   "): no placement without duplicate replicas; kept deepseek's (" + ds_info.note +
+                   ")";
       info->moves_per_layer.clear();
       if (options.previous != nullptr) {
         for (int l = 0; l < L; ++l) {
@@ -210,8 +290,7 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
         }
         return topology_error("--nodes", str(N) + " nodes x " + str(k) +
                                              " slots per rank need at least " + str(N * k) +
-                                             " experts for node grouping, the model has " +
-                                             str(E));
+                                             " experts for node grouping, the model has " + str(E));
       } else {
         want_global = false;
         want_grouped = true;
@@ -239,11 +318,18 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
   if (want_global) global.physical_to_logical.resize(size);
   if (want_grouped) grouped.physical_to_logical.resize(size);
   std::vector<double> ds_max(static_cast<std::size_t>(L)), global_max(ds_max), grouped_max(ds_max);
-  std::vector<char> global_fallback(static_cast<std::size_t>(L), 0), grouped_fallback(global_fallback);
+  std::vector<char> global_fallback(static_cast<std::size_t>(L), 0);
+  // Per layer, where the node-grouped variant's placement came from.
+  enum source : char { own = 0, global_plan = 1, deepseek = 2 };
+  std::vector<char> grouped_source(static_cast<std::size_t>(L), own);
+  // Forced node grouping is compared with deepseek's node-grouped placement only: a global one
+  // would undo the grouping the caller asked for.
+  const bool grouped_reference =
+      !(options.hierarchical == hierarchical_mode::on && ds_fell_back_to_global);
   std::vector<int> grouped_nodes(want_grouped ? static_cast<std::size_t>(L) * E : 0);
 
-  int workers = options.threads > 0 ? options.threads
-                                     : static_cast<int>(std::thread::hardware_concurrency());
+  int workers =
+      options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   workers = std::clamp(workers, 1, std::max(1, L));
   struct worker_state {
     detail::layer_planner planner;
@@ -280,10 +366,24 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
       detail::assign_nodes(v, N, group_size, ws.expert_node);
       std::copy(ws.expert_node.begin(), ws.expert_node.end(), grouped_nodes.begin() + ul * E);
       const double m = detail::plan_grouped(ws.planner, v, N, ws.expert_node, row);
-      keep_better(row, m, grouped_max[ul], grouped_fallback[ul]);
+      grouped_max[ul] = m;
+      if (grouped_reference && ds_max[ul] < m) {
+        // Worse than deepseek here: take the global plan's layer when planned (it is never
+        // worse than deepseek), else deepseek's.
+        if (want_global && global_max[ul] <= ds_max[ul]) {
+          std::copy(global.row(l), global.row(l) + P, row);
+          grouped_max[ul] = global_max[ul];
+          grouped_source[ul] = global_plan;
+        } else {
+          std::copy(ds_row, ds_row + P, row);
+          grouped_max[ul] = ds_max[ul];
+          grouped_source[ul] = deepseek;
+        }
+      }
     }
   });
-  if (!ok) return make_error(errc::internal, position{}, "balanced", "out of memory while planning");
+  if (!ok)
+    return make_error(errc::internal, position{}, "balanced", "out of memory while planning");
 
   // Choose the variant.
   bool use_grouped = want_grouped && !want_global;
@@ -305,11 +405,28 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
   if (note.empty()) note = "global plan";
   placement& chosen = use_grouped ? grouped : global;
   const std::vector<double>& chosen_max = use_grouped ? grouped_max : global_max;
-  const std::vector<char>& fell_back = use_grouped ? grouped_fallback : global_fallback;
-  int fallbacks = 0;
-  for (char f : fell_back) fallbacks += f;
+  int fallbacks = 0, global_layers = 0;
+  std::vector<char> fell_back(static_cast<std::size_t>(L), 0);  // not the variant's own plan
+  for (int l = 0; l < L; ++l) {
+    const auto ul = static_cast<std::size_t>(l);
+    if (use_grouped) {
+      fallbacks += grouped_source[ul] == deepseek ? 1 : 0;
+      global_layers += grouped_source[ul] == global_plan ? 1 : 0;
+      fell_back[ul] = grouped_source[ul] != own ? 1 : 0;
+    } else {
+      fallbacks += global_fallback[ul];
+      fell_back[ul] = global_fallback[ul];
+    }
+  }
+  if (global_layers > 0) {
+    note += "; " + str(global_layers) +
+            " layer(s) use the global plan where node grouping would be worse than deepseek";
+  }
   if (fallbacks > 0) {
     note += "; " + str(fallbacks) + " layer(s) kept deepseek's placement (" + ds_info.note + ")";
+  }
+  if (use_grouped && !grouped_reference) {
+    note += "; deepseek has no node-grouped placement for this topology: layers not compared";
   }
 
   std::vector<int> moves;
@@ -326,9 +443,9 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
       // Keep the layer's node grouping while migrating, unless it fell back to deepseek.
       const int* pinned =
           use_grouped && fell_back[ul] == 0 ? grouped_nodes.data() + ul * E : nullptr;
-      const auto outcome =
-          detail::migrate_layer(v, options.previous->row(l), chosen.row(l), target,
-                                options.max_moves, pinned, rpn, ws.search, migrated.row(l));
+      const auto outcome = detail::migrate_layer(v, options.previous->row(l), chosen.row(l), target,
+                                                 options.max_moves, pinned, rpn, ws.search,
+                                                 ws.planner, migrated.row(l));
       moves[ul] = outcome.moves;
     });
     if (!ok2) {
@@ -352,6 +469,18 @@ result<placement> rebalance_balanced(const weight_matrix& weights, const topolog
     info->moves_per_layer = std::move(moves);
   }
   return std::move(chosen);
+}
+
+}  // namespace
+
+result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
+                                     const policy_options& options, plan_info* info) {
+  try {
+    return plan_balanced(weights, topo, options, info);
+  } catch (const std::exception& e) {
+    // Only allocation can throw here; no exception leaves the library.
+    return make_error(errc::internal, position{}, "balanced", std::string("failed: ") + e.what());
+  }
 }
 
 }  // namespace eplb

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace eplb::detail {
@@ -52,13 +53,9 @@ class local_search {
   /// Applies moves until the max rank load is <= target, no move improves, `max_steps` steps
   /// were taken, or (budget >= 0) every improving move would make moves() exceed `budget`.
   /// With a previous placement, moves reaching the target are preferred, fewest changed slots
-  /// first. `resplit` false: swaps only. Returns the number of steps taken.
+  /// first. `resplit` false: swaps only (no re-splits, no 2-for-2 exchanges). Returns the
+  /// number of steps taken.
   int improve(double target, int budget, int max_steps, bool resplit = true);
-
-  /// Rearranges every pair of ranks whose max the best swap (or, for k <= 4, repartition)
-  /// lowers, sweeping until nothing changes or `max_sweeps` sweeps; returns the moves applied.
-  /// Only for planning from scratch (it ignores the previous placement and any budget).
-  int balance_pairs(int max_sweeps);
 
   /// Moves every second (third, ...) replica of an expert on a rank away by the swap that
   /// leaves the two ranks' max lowest, as long as moves() stays within `budget` (< 0: none);
@@ -87,8 +84,8 @@ class local_search {
   };
   struct grow_info {
     int expert;
-    double ia;                  // growth of each remaining replica when one is taken away
-    double top1, top2;          // highest new loads of its ranks other than the max rank
+    double ia;          // growth of each remaining replica when one is taken away
+    double top1, top2;  // highest new loads of its ranks other than the max rank
     int top1_rank;
   };
   bool better(const candidate& a, const candidate& b, double target) const noexcept;
@@ -100,8 +97,11 @@ class local_search {
     return has_[static_cast<std::size_t>(rank) * experts_ + expert];
   }
   int change_cost(int slot, int expert) const noexcept;
+  void scan_swaps_fast(int r, double limit, candidate& best);
   template <typename Budget, typename Offer>
-  void scan_pair(int r, int s, double limit, Budget&& within_budget, Offer&& offer);
+  void scan_swaps(int r, int s, double limit, Budget&& within_budget, Offer&& offer);
+  template <typename Budget, typename Offer>
+  void scan_repartitions(int r, int s, double limit, Budget&& within_budget, Offer&& offer);
   void apply(const candidate& c);
   static constexpr int max_repartition_k = 4;
   static const std::vector<unsigned>& repartition_masks(int k);
@@ -119,23 +119,25 @@ class local_search {
   std::vector<std::int32_t> slot_, prev_;
   std::vector<int> cnt_;
   std::vector<double> piece_, load_, expert_max_;
-  std::vector<std::uint8_t> has_;             // [rank][expert] replica counts
-  std::vector<std::vector<int>> slots_of_;    // per expert: its slots
-  std::vector<grow_info> multi_;              // experts with >= 2 replicas that may give one
-  std::vector<int> list_pos_;                 // slot -> index in slots_of_[slot_[slot]]
-  std::vector<int> rank_of_;                  // slot -> rank
+  std::vector<double> slot_piece_;      // piece_ of each slot's expert
+  std::vector<std::uint8_t> has_;       // [rank][expert] replica counts
+  std::vector<std::int32_t> old_slot_;  // the assignment has_ last described
+  int has_experts_ = -1, has_ranks_ = -1, has_per_rank_ = -1;
+  std::vector<std::vector<int>> slots_of_;  // per expert: its slots
+  std::vector<grow_info> multi_;            // experts with >= 2 replicas that may give one
+  std::vector<int> list_pos_;               // slot -> index in slots_of_[slot_[slot]]
+  std::vector<int> rank_of_;                // slot -> rank
   int moves_ = 0;
 };
 
 /// Tuning of layer_planner; the defaults are what the policy uses.
 struct planner_config {
-  int probes = 8;              // construction targets tried by bisection
-  int search_starts = 1;       // best constructions refined by local search
-  int max_steps_per_slot = 8;  // local search step cap = this * P + 64
-  int balance_rounds = 0;      // pair-balancing rounds, each followed by local search
-  int balance_sweeps = 4;      // sweeps over all rank pairs per round
+  int probes = 8;                   // construction targets tried by bisection
+  int search_starts = 1;            // best constructions refined by local search
+  int max_steps_per_slot = 8;       // local search step cap = this * P + 64
   int lns_iterations_small_k = 12;  // ruin-and-recreate iterations when k <= 4
-  int lns_iterations = 0;           // ruin-and-recreate iterations when k >= 5
+  int lns_iterations_mid_k = 4;     // ... when 5 <= k <= 8
+  int lns_iterations = 0;           // ... when k > 8 (whole ranks are too large to ruin)
   int lns_ranks = 3;                // random ranks ruined with the most loaded one
   int lns_steps = 16;               // local search steps a recreated candidate gets to win
   bool lns_quick_resplit = false;   // whether those steps may re-split replicas
@@ -144,7 +146,10 @@ struct planner_config {
 /// Plans one layer from scratch: candidate placements from a target-driven greedy construction
 /// (experts by descending load, each split over the fewest least-loaded ranks that keep them
 /// under the target, free slots then filled with the replica that lowers the max most), the
-/// target bisected between the lower bound and the best max found, then local search.
+/// target bisected between the lower bound and the best max found, plus D'Hondt counts packed
+/// largest first; local search on the best; then ruin-and-recreate (remove every replica of the
+/// experts on the most loaded rank and a few random ranks, re-insert them with the construction's
+/// rule, keep the result if it is better). Deterministic: a fixed-seed generator, iteration caps.
 class layer_planner {
  public:
   explicit layer_planner(planner_config config = {}) : config_(config) {}
@@ -152,17 +157,40 @@ class layer_planner {
   /// (max_rank_load of `out`). Requires 1 <= k <= E.
   double plan(const layer_view& v, std::int32_t* out);
 
+  /// Migration repair: from `start` (an assignment of layer `v`), repeatedly empties the most
+  /// loaded rank, the least loaded one and a random one, refills them with the construction's
+  /// rule and local search (moves counted against `previous`), keeping each result that lowers
+  /// the max within the move budget (< 0: none), until the max is <= target or `iterations`
+  /// tries. Writes the best assignment (slots kept where experts stay) to `out`.
+  void repair(const layer_view& v, const std::int32_t* previous, const std::int32_t* start,
+              double target, int budget, int iterations, std::int32_t* out);
+
  private:
   double construct(const layer_view& v, double target, std::int32_t* out);
+  // Orders extra-replica candidates: smaller next replica, then fewer replicas, then index.
+  bool cheaper(int a, int b) const {
+    const double na = next_piece_[static_cast<std::size_t>(a)];
+    const double nb = next_piece_[static_cast<std::size_t>(b)];
+    if (na != nb) return na < nb;
+    const int ca = cnt_[static_cast<std::size_t>(a)], cb = cnt_[static_cast<std::size_t>(b)];
+    return ca != cb ? ca < cb : a < b;
+  }
+  void clear_has(int experts, int ranks);
+  void set_has(std::size_t i) {
+    has_[i] = 1;
+    has_set_.push_back(i);
+  }
   double recreate(const layer_view& v, double target, std::int32_t* out,
                   const std::vector<int>& insert);
   void ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max);
   double dhondt_lpt(const layer_view& v, std::int32_t* out);
 
   planner_config config_;
-  std::vector<int> order_, free_, cnt_, by_load_, merged_, fill_, ranks_of_, desc_;
-  std::vector<double> load_, emax_, cur_piece_, next_piece_;
+  std::vector<int> order_, free_, cnt_, by_load_, merged_, fill_, ranks_of_, fill_order_;
+  std::vector<double> load_, cur_piece_, next_piece_;
   std::vector<std::uint8_t> has_;
+  std::vector<std::size_t> has_set_;  // entries of has_ set since the last clear
+  std::pair<int, int> has_dims_{-1, -1};
   std::vector<std::int32_t> cand_;
   std::vector<std::pair<double, int>> heap_;
   std::vector<int> exact_cnt_;
@@ -190,6 +218,11 @@ double plan_grouped(layer_planner& planner, const layer_view& v, int nodes,
 int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::int32_t* previous,
                       int ranks_per_block, std::int32_t* out);
 
+/// Reorders the slots inside every rank of `slots` so that each expert a rank held in
+/// `previous` and still holds keeps its previous slot; returns the slots that differ from
+/// `previous` (the fewest any order inside the ranks allows).
+int keep_slots(const layer_view& v, const std::int32_t* previous, std::int32_t* slots);
+
 /// What migrate_layer chose.
 struct migration_outcome {
   int moves = 0;        // slots that differ from the previous placement
@@ -199,13 +232,14 @@ struct migration_outcome {
 
 /// Re-plans one layer starting from `previous`: applies the local search's improving moves
 /// (fewest changed slots first) until the max rank load is <= target, and compares that with
-/// `scratch` (a from-scratch plan, aligned to `previous`) and with `previous` itself. Without a
+/// `scratch` (a from-scratch plan, aligned to `previous`), with layer_planner::repair from the
+/// local search's result (unless experts are pinned to nodes) and with `previous` itself. Without a
 /// budget (max_moves < 0): a duplicate-free candidate reaching the target with the fewest moves,
 /// else the lowest max. With one: the same among candidates with at most max_moves moves.
 /// Writes P slots to `out`.
 migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previous,
                                 const std::int32_t* scratch, double target, int max_moves,
                                 const int* expert_node, int ranks_per_node, local_search& search,
-                                std::int32_t* out);
+                                layer_planner& planner, std::int32_t* out);
 
 }  // namespace eplb::detail

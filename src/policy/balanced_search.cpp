@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <iterator>
 #include <limits>
+#include <numeric>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -44,8 +45,7 @@ int count_duplicates(const layer_view& v, const std::int32_t* slots) {
   int dups = 0;
   std::vector<std::int32_t> rank(idx(v.per_rank));
   for (int r = 0; r < v.ranks; ++r) {
-    std::copy(slots + idx(r) * idx(v.per_rank), slots + idx(r + 1) * idx(v.per_rank),
-              rank.begin());
+    std::copy(slots + idx(r) * idx(v.per_rank), slots + idx(r + 1) * idx(v.per_rank), rank.begin());
     std::sort(rank.begin(), rank.end());
     for (int i = 1; i < v.per_rank; ++i) dups += rank[idx(i)] == rank[idx(i - 1)] ? 1 : 0;
   }
@@ -84,8 +84,7 @@ double simple_lower_bound(const layer_view& v) {
 // local_search
 
 void local_search::reset(const layer_view& v, const std::int32_t* slots,
-                         const std::int32_t* previous, const int* expert_node,
-                         int ranks_per_node) {
+                         const std::int32_t* previous, const int* expert_node, int ranks_per_node) {
   w_ = v.w;
   experts_ = v.experts;
   ranks_ = v.ranks;
@@ -93,6 +92,7 @@ void local_search::reset(const layer_view& v, const std::int32_t* slots,
   slots_ = v.slots();
   expert_node_ = expert_node;
   ranks_per_node_ = ranks_per_node > 0 ? ranks_per_node : ranks_;
+  old_slot_.swap(slot_);
   slot_.assign(slots, slots + slots_);
   if (previous != nullptr) {
     prev_.assign(previous, previous + slots_);
@@ -100,7 +100,17 @@ void local_search::reset(const layer_view& v, const std::int32_t* slots,
     prev_.clear();
   }
   cnt_.assign(idx(experts_), 0);
-  has_.assign(idx(ranks_) * idx(experts_), 0);
+  // Clearing only the entries the last assignment set is much cheaper than a full M x E fill.
+  if (has_experts_ == experts_ && has_ranks_ == ranks_ && has_per_rank_ == per_rank_) {
+    for (int p = 0; p < slots_; ++p) {
+      has_[idx(p / per_rank_) * idx(experts_) + idx(old_slot_[idx(p)])] = 0;
+    }
+  } else {
+    has_.assign(idx(ranks_) * idx(experts_), 0);
+    has_experts_ = experts_;
+    has_ranks_ = ranks_;
+    has_per_rank_ = per_rank_;
+  }
   if (slots_of_.size() < idx(experts_)) slots_of_.resize(idx(experts_));
   for (int e = 0; e < experts_; ++e) slots_of_[idx(e)].clear();
   list_pos_.assign(idx(slots_), 0);
@@ -118,7 +128,11 @@ void local_search::reset(const layer_view& v, const std::int32_t* slots,
     if (cnt_[idx(e)] > 0) piece_[idx(e)] = w_[e] / cnt_[idx(e)];
   }
   load_.assign(idx(ranks_), 0.0);
-  for (int p = 0; p < slots_; ++p) load_[idx(rank_of_[idx(p)])] += piece_[idx(slot_[idx(p)])];
+  slot_piece_.resize(idx(slots_));
+  for (int p = 0; p < slots_; ++p) {
+    slot_piece_[idx(p)] = piece_[idx(slot_[idx(p)])];
+    load_[idx(rank_of_[idx(p)])] += slot_piece_[idx(p)];
+  }
   moves_ = 0;
   if (!prev_.empty()) {
     for (int p = 0; p < slots_; ++p) moves_ += slot_[idx(p)] != prev_[idx(p)] ? 1 : 0;
@@ -184,6 +198,7 @@ void local_search::apply_swap(int p, int q) {
   list_pos_[idx(p)] = pos_q;
   slot_[idx(p)] = f;
   slot_[idx(q)] = e;
+  std::swap(slot_piece_[idx(p)], slot_piece_[idx(q)]);
 }
 
 void local_search::apply_convert(int p, int b) {
@@ -204,6 +219,8 @@ void local_search::apply_convert(int p, int b) {
   piece_[idx(a)] = new_a;
   piece_[idx(b)] = new_b;
   slot_[idx(p)] = b;
+  for (int q : slots_of_[idx(a)]) slot_piece_[idx(q)] = new_a;
+  for (int q : slots_of_[idx(b)]) slot_piece_[idx(q)] = new_b;
 }
 
 const std::vector<unsigned>& local_search::repartition_masks(int k) {
@@ -238,8 +255,31 @@ void local_search::for_each_repartition_swap(int r, int s, unsigned mask, F&& f)
   for (int j = 0; j < n_out; ++j) f(out_r[j], in_r[j]);
 }
 
+void local_search::scan_swaps_fast(int r, double limit, candidate& best) {
+  const int k = per_rank_;
+  const double L = load_[idx(r)];
+  const double* sp = slot_piece_.data();
+  const int* rank_of = rank_of_.data();
+  const double* load = load_.data();
+  for (int i = 0; i < k; ++i) {
+    const int p = r * k + i;
+    const int e = slot_[idx(p)];
+    const double pe = piece_[idx(e)];
+    for (int q = 0; q < slots_; ++q) {
+      const double d = pe - sp[q];
+      if (!(d > 0)) continue;
+      const int s = rank_of[q];
+      const double nm = std::max(L - d, load[s] + d);
+      if (nm >= limit || nm >= best.new_max || s == r) continue;
+      const int f = slot_[idx(q)];
+      if (has(s, e) != 0 || has(r, f) != 0 || !allowed(e, s) || !allowed(f, r)) continue;
+      best = candidate{0, p, q, -1, nm, 0};
+    }
+  }
+}
+
 template <typename Budget, typename Offer>
-void local_search::scan_pair(int r, int s, double limit, Budget&& within_budget, Offer&& offer) {
+void local_search::scan_swaps(int r, int s, double limit, Budget&& within_budget, Offer&& offer) {
   const int k = per_rank_;
   const double L = load_[idx(r)], ls = load_[idx(s)];
   if (ls >= limit) return;
@@ -266,7 +306,13 @@ void local_search::scan_pair(int r, int s, double limit, Budget&& within_budget,
       if (within_budget(c.delta_moves)) offer(c);
     }
   }
-  if (k < 4 || k > max_repartition_k) return;
+}
+
+template <typename Budget, typename Offer>
+void local_search::scan_repartitions(int r, int s, double limit, Budget&& within_budget,
+                                     Offer&& offer) {
+  const int k = per_rank_;
+  if (load_[idx(s)] >= limit || k < 4 || k > max_repartition_k) return;
   // Repartitions (k = 4): 2-for-2 exchanges, which single swaps cannot reach.
   int e[2 * max_repartition_k];
   double x[2 * max_repartition_k];
@@ -323,33 +369,6 @@ void local_search::apply(const candidate& c) {
     for_each_repartition_swap(c.p, c.q, static_cast<unsigned>(c.b),
                               [&](int p, int q) { apply_swap(p, q); });
   }
-}
-
-int local_search::balance_pairs(int max_sweeps) {
-  // Sum-of-squares descent: every pair of ranks takes its best rearrangement when that lowers
-  // the pair's max. It spreads the slack of light ranks, which the max-only search cannot use.
-  auto any = [](int) { return true; };
-  int applied = 0;
-  for (int sweep = 0; sweep < max_sweeps; ++sweep) {
-    bool changed = false;
-    for (int a = 0; a < ranks_; ++a) {
-      for (int b = a + 1; b < ranks_; ++b) {
-        const int r = load_[idx(a)] >= load_[idx(b)] ? a : b;
-        const int s = r == a ? b : a;
-        const double L = load_[idx(r)];
-        candidate best;
-        scan_pair(r, s, L - min_gain * L, any, [&](const candidate& c) {
-          if (c.new_max < best.new_max) best = c;
-        });
-        if (best.kind < 0) continue;
-        apply(best);
-        ++applied;
-        changed = true;
-      }
-    }
-    if (!changed) break;
-  }
-  return applied;
 }
 
 int local_search::remove_duplicates(int budget) {
@@ -451,8 +470,19 @@ int local_search::improve(double target, int budget, int max_steps, bool resplit
       if (better(c, best, target)) best = c;
     };
 
-    for (int s = 0; s < ranks_; ++s) {
-      if (s != r) scan_pair(r, s, limit, within_budget, offer);
+    if (prev_.empty()) {
+      // Without a previous placement only the lowest max counts: one flat pass over all slots
+      // per replica of r, validity checked only for a new best.
+      scan_swaps_fast(r, limit, best);
+    } else {
+      for (int s = 0; s < ranks_; ++s) {
+        if (s != r) scan_swaps(r, s, limit, within_budget, offer);
+      }
+    }
+    if (resplit && k >= 4 && k <= max_repartition_k) {
+      for (int s = 0; s < ranks_; ++s) {
+        if (s != r) scan_repartitions(r, s, limit, within_budget, offer);
+      }
     }
 
     if (resplit) {
@@ -549,6 +579,18 @@ int local_search::improve(double target, int budget, int max_steps, bool resplit
 // ---------------------------------------------------------------------------------------------
 // layer_planner
 
+void layer_planner::clear_has(int experts, int ranks) {
+  // Clear only what was set since the last clear: a full M x E fill costs more than a
+  // construction's other work.
+  if (has_dims_ == std::make_pair(experts, ranks)) {
+    for (std::size_t i : has_set_) has_[i] = 0;
+  } else {
+    has_.assign(idx(ranks) * idx(experts), 0);
+    has_dims_ = {experts, ranks};
+  }
+  has_set_.clear();
+}
+
 double layer_planner::construct(const layer_view& v, double target, std::int32_t* out) {
   std::fill(out, out + v.slots(), -1);
   return recreate(v, target, out, order_);
@@ -560,7 +602,7 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
   load_.assign(idx(M), 0.0);
   free_.assign(idx(M), 0);
   cnt_.assign(idx(E), 0);
-  has_.assign(idx(M) * idx(E), 0);
+  clear_has(E, M);
   ranks_of_.resize(idx(E) * idx(M));
   for (int p = 0; p < P; ++p) {
     const int e = out[p];
@@ -578,7 +620,7 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
       continue;
     }
     load_[idx(r)] += v.w[e] / cnt_[idx(e)];
-    has_[idx(r) * idx(E) + idx(e)] = 1;
+    set_has(idx(r) * idx(E) + idx(e));
   }
   // ranks_of_ lists each placed expert's ranks (no rank holds an expert twice here).
   std::fill(fill_.begin(), fill_.end(), 0);
@@ -605,7 +647,7 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
     --free_[idx(r)];
     ranks_of_[idx(e) * idx(M) + idx(cnt_[idx(e)])] = r;
     ++cnt_[idx(e)];
-    has_[idx(r) * idx(E) + idx(e)] = 1;
+    set_has(idx(r) * idx(E) + idx(e));
   };
   rebuild_by_load();
   const int n_insert = static_cast<int>(insert.size());
@@ -660,47 +702,75 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
   }
   // Free slots left: fill each (lightest rank first) with the extra replica that leaves the
   // lowest max rank load, then the lowest max among the ranks it touches.
-  // Per expert: its replica size, the size with one more replica, and the max load of its
-  // ranks (all of which shrink together); kept up to date for the experts a fill touches.
-  auto refresh_emax = [&](int e) {
-    const int* er = ranks_of_.data() + idx(e) * idx(M);
-    double m = 0;
-    for (int j = 0; j < cnt_[idx(e)]; ++j) m = std::max(m, load_[idx(er[j])]);
-    emax_[idx(e)] = m;
-  };
+  // Per expert: its replica size and the size with one more replica; the experts in order of
+  // that next size (then fewer replicas, then index): the cheapest extra replica first.
   if (free_total > 0) {
     cur_piece_.resize(idx(E));
     next_piece_.resize(idx(E));
-    emax_.resize(idx(E));
     for (int e = 0; e < E; ++e) {
       cur_piece_[idx(e)] = v.w[e] / cnt_[idx(e)];
       next_piece_[idx(e)] = v.w[e] / (cnt_[idx(e)] + 1);
-      refresh_emax(e);
     }
+    fill_order_.resize(idx(E));
+    std::iota(fill_order_.begin(), fill_order_.end(), 0);
+    std::sort(fill_order_.begin(), fill_order_.end(), [&](int a, int b) { return cheaper(a, b); });
   }
   while (free_total > 0) {
+    // The lightest open rank r and the three most loaded ranks (first index on ties).
     int r = -1;
-    int top[3] = {-1, -1, -1};  // the three most loaded ranks
+    int top[3] = {-1, -1, -1};
+    double tv[3] = {-inf, -inf, -inf};
     for (int t = 0; t < M; ++t) {
-      if (free_[idx(t)] > 0 && (r < 0 || load_[idx(t)] < load_[idx(r)])) r = t;
-      for (int j = 0; j < 3; ++j) {
-        if (top[j] < 0 || load_[idx(t)] > load_[idx(top[j])]) {
-          for (int m = 2; m > j; --m) top[m] = top[m - 1];
-          top[j] = t;
-          break;
+      const double x = load_[idx(t)];
+      if (free_[idx(t)] > 0 && (r < 0 || x < load_[idx(r)])) r = t;
+      if (x <= tv[2]) continue;
+      if (x > tv[1]) {
+        top[2] = top[1];
+        tv[2] = tv[1];
+        if (x > tv[0]) {
+          top[1] = top[0];
+          tv[1] = tv[0];
+          top[0] = t;
+          tv[0] = x;
+        } else {
+          top[1] = t;
+          tv[1] = x;
         }
+      } else {
+        top[2] = t;
+        tv[2] = x;
       }
     }
-    int best = -1;
-    double best_global = inf, best_local = inf;
+    const int t0 = top[0];
+    const double m1 = load_[idx(t0)];
     const std::uint8_t* has_r = has_.data() + idx(r) * idx(E);
-    for (int e = 0; e < E; ++e) {
-      if (has_r[e] != 0) continue;
+    const std::uint8_t* has_t0 = has_.data() + idx(t0) * idx(E);
+    int best = -1;
+    double best_global = inf, best_local = inf, best_shrink = -inf;
+    auto offer = [&](int e, double global, double local, double shrink) {
+      if (global < best_global ||
+          (global == best_global &&
+           (local < best_local ||
+            (local == best_local &&
+             (shrink > best_shrink || (shrink == best_shrink && e < best)))))) {
+        best = e;
+        best_global = global;
+        best_local = local;
+        best_shrink = shrink;
+      }
+    };
+    // An expert on the most loaded rank (or every expert, when r is that rank) shrinks it: the
+    // new max is over r, its ranks, and the ranks it leaves alone.
+    auto exact = [&](int e) {
       const double nb = next_piece_[idx(e)];
       const double shrink = cur_piece_[idx(e)] - nb;
-      const double local = std::max(load_[idx(r)] + nb, emax_[idx(e)] - shrink);
-      // The most loaded rank the move leaves alone: among the top three unless e covers them.
+      const double local = load_[idx(r)] + nb;
       double global = local;
+      const int* er = ranks_of_.data() + idx(e) * idx(M);
+      for (int j = 0; j < cnt_[idx(e)]; ++j) {
+        global = std::max(global, load_[idx(er[j])] - shrink);
+      }
+      // The most loaded rank it leaves alone: among the top three, else a full scan.
       bool found = false;
       for (int j = 0; j < 3 && !found; ++j) {
         const int t = top[j];
@@ -708,15 +778,30 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
         global = std::max(global, load_[idx(t)]);
         found = true;
       }
-      if (!found) {
-        for (int t = 0; t < M; ++t) {
-          if (t != r && has_[idx(t) * idx(E) + idx(e)] == 0) global = std::max(global, load_[idx(t)]);
+      for (int t = 0; t < M && !found; ++t) {
+        if (t != r && has_[idx(t) * idx(E) + idx(e)] == 0) {
+          global = std::max(global, load_[idx(t)]);
         }
       }
-      if (global < best_global || (global == best_global && local < best_local)) {
-        best = e;
-        best_global = global;
-        best_local = local;
+      offer(e, global, local, shrink);
+    };
+    if (t0 == r) {
+      for (int e = 0; e < E; ++e) {
+        if (has_r[e] == 0) exact(e);
+      }
+    } else {
+      for (int j = 0; j < k; ++j) {
+        const int e = out[idx(t0) * idx(k) + idx(j)];
+        if (e >= 0 && has_r[e] == 0) exact(e);
+      }
+      // Any other expert leaves the max at m1 (or raises it to r's new load): the cheapest
+      // extra replica wins among them.
+      for (int e : fill_order_) {
+        if (has_r[e] != 0 || has_t0[e] != 0) continue;
+        const double nb = next_piece_[idx(e)];
+        const double local = load_[idx(r)] + nb;
+        offer(e, std::max(local, m1), local, cur_piece_[idx(e)] - nb);
+        break;
       }
     }
     const int c = cnt_[idx(best)];
@@ -729,16 +814,65 @@ double layer_planner::recreate(const layer_view& v, double target, std::int32_t*
     cur_piece_[idx(best)] = nb;
     next_piece_[idx(best)] = v.w[best] / (c + 2);
     --free_total;
-    // Loads changed on r and on best's ranks: refresh the experts they hold.
-    for (int j = 0; j <= c; ++j) {
-      const int t = ranks_of_[idx(best) * idx(M) + idx(j)];
-      for (int i = 0; i < k; ++i) {
-        const int f = out[idx(t) * idx(k) + idx(i)];
-        if (f >= 0) refresh_emax(f);
-      }
+    // Its next replica is cheaper now: move it forward in the order.
+    auto pos = std::find(fill_order_.begin(), fill_order_.end(), best);
+    while (pos != fill_order_.begin() && cheaper(*pos, *(pos - 1))) {
+      std::iter_swap(pos, pos - 1);
+      --pos;
     }
   }
   return *std::max_element(load_.begin(), load_.end());
+}
+
+void layer_planner::repair(const layer_view& v, const std::int32_t* previous,
+                           const std::int32_t* start, double target, int budget, int iterations,
+                           std::int32_t* out) {
+  const int E = v.experts, M = v.ranks, k = v.per_rank, P = v.slots();
+  order_.resize(idx(E));
+  std::iota(order_.begin(), order_.end(), 0);
+  std::sort(order_.begin(), order_.end(),
+            [&](int a, int b) { return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b); });
+  std::vector<std::int32_t> cur(start, start + P), cand(idx(P));
+  std::vector<int> cnt, insert;
+  std::vector<double> load;
+  keep_slots(v, previous, cur.data());
+  double cur_max = max_rank_load(v, cur.data(), cnt, load);
+  std::uint64_t rng = 0x2545F4914F6CDD1Dull;
+  for (int it = 0; it < iterations && cur_max > target; ++it) {
+    max_rank_load(v, cur.data(), cnt, load);
+    int hi = 0, lo = 0;
+    for (int r = 1; r < M; ++r) {
+      if (load[idx(r)] > load[idx(hi)]) hi = r;
+      if (load[idx(r)] < load[idx(lo)]) lo = r;
+    }
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    const int extra = static_cast<int>((rng >> 33) % static_cast<std::uint64_t>(M));
+    cand = cur;
+    for (int r : {hi, lo, extra}) {
+      std::fill(cand.begin() + idx(r) * idx(k), cand.begin() + idx(r + 1) * idx(k), -1);
+    }
+    // Experts left without a replica must come back; the other freed slots are fills.
+    std::fill(cnt.begin(), cnt.end(), 0);
+    for (int p = 0; p < P; ++p) {
+      if (cand[idx(p)] >= 0) ++cnt[idx(cand[idx(p)])];
+    }
+    insert.clear();
+    for (int e : order_) {
+      if (cnt[idx(e)] == 0) insert.push_back(e);
+    }
+    recreate(v, target, cand.data(), insert);
+    search_.reset(v, cand.data(), previous);
+    search_.improve(target, budget, config_.max_steps_per_slot * P + 64);
+    std::copy(search_.slots().begin(), search_.slots().end(), cand.begin());
+    const int moves = keep_slots(v, previous, cand.data());
+    if (budget >= 0 && moves > budget) continue;
+    const double m = max_rank_load(v, cand.data(), cnt, load);
+    if (m < cur_max * (1 - min_gain)) {
+      cur_max = m;
+      cur.swap(cand);
+    }
+  }
+  std::copy(cur.begin(), cur.end(), out);
 }
 
 void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max) {
@@ -759,7 +893,9 @@ void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, d
   std::vector<int> cnt;
   std::vector<std::uint8_t> removed(idx(E));
   std::vector<int> insert;
-  const int iterations = k <= 4 ? config_.lns_iterations_small_k : config_.lns_iterations;
+  const int iterations = k <= 4   ? config_.lns_iterations_small_k
+                         : k <= 8 ? config_.lns_iterations_mid_k
+                                  : config_.lns_iterations;
   for (int it = 0; it < iterations; ++it) {
     max_rank_load(v, best, cnt, rank_load);
     int top = 0;
@@ -823,7 +959,7 @@ double layer_planner::dhondt_lpt(const layer_view& v, std::int32_t* out) {
   });
   load_.assign(idx(M), 0.0);
   fill_.assign(idx(M), 0);
-  has_.assign(idx(M) * idx(E), 0);
+  clear_has(E, M);
   for (const auto& [piece, e] : heap_) {
     int best = -1;
     for (int r = 0; r < M; ++r) {
@@ -840,7 +976,7 @@ double layer_planner::dhondt_lpt(const layer_view& v, std::int32_t* out) {
     out[idx(best) * idx(k) + idx(fill_[idx(best)])] = e;
     ++fill_[idx(best)];
     load_[idx(best)] += piece;
-    has_[idx(best) * idx(E) + idx(e)] = 1;
+    set_has(idx(best) * idx(E) + idx(e));
   }
   return *std::max_element(load_.begin(), load_.end());
 }
@@ -849,9 +985,8 @@ double layer_planner::plan(const layer_view& v, std::int32_t* out) {
   const int E = v.experts, P = v.slots();
   order_.resize(idx(E));
   for (int e = 0; e < E; ++e) order_[idx(e)] = e;
-  std::sort(order_.begin(), order_.end(), [&](int a, int b) {
-    return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b);
-  });
+  std::sort(order_.begin(), order_.end(),
+            [&](int a, int b) { return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b); });
   const double lb = simple_lower_bound(v);
 
   // Candidates: (max load, assignment); keep the best `search_starts` distinct ones.
@@ -890,10 +1025,6 @@ double layer_planner::plan(const layer_view& v, std::int32_t* out) {
   for (const start& s : starts) {
     search_.reset(v, s.slots.data());
     search_.improve(0.0, -1, max_steps);
-    for (int round = 0; round < config_.balance_rounds; ++round) {
-      if (search_.balance_pairs(config_.balance_sweeps) == 0) break;
-      search_.improve(0.0, -1, max_steps);
-    }
     const double m = max_rank_load(v, search_.slots().data(), exact_cnt_, exact_load_);
     if (m < best) {
       best = m;

@@ -89,15 +89,17 @@ std::vector<int> greedy_matching(const std::vector<int>& cost, int n) {
 
 constexpr int hungarian_limit = 128;  // ranks per block up to which the matching is exact
 
+// Tries of layer_planner::repair when the local search from the previous placement stalls.
+constexpr int repair_iterations = 32;
+
 }  // namespace
 
 int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::int32_t* previous,
                       int ranks_per_block, std::int32_t* out) {
-  const int M = v.ranks, k = v.per_rank, E = v.experts, P = v.slots();
+  const int M = v.ranks, k = v.per_rank, E = v.experts;
   const int rpb = ranks_per_block > 0 && M % ranks_per_block == 0 ? ranks_per_block : M;
   std::vector<int> count(idx(E), 0);
   std::vector<int> cost(idx(rpb) * idx(rpb));
-  std::vector<char> kept(idx(k));
   for (int b0 = 0; b0 < M; b0 += rpb) {
     // cost[i][j]: slots of previous rank b0 + j that would change if it took plan rank b0 + i.
     for (int i = 0; i < rpb; ++i) {
@@ -118,38 +120,50 @@ int align_to_previous(const layer_view& v, const std::int32_t* plan, const std::
     }
     const std::vector<int> match =
         rpb <= hungarian_limit ? min_cost_matching(cost, rpb) : greedy_matching(cost, rpb);
-    // Inside each matched pair: previous slots whose expert the new rank still holds keep it;
-    // the other experts fill the remaining slots in order.
     for (int i = 0; i < rpb; ++i) {
-      const std::int32_t* pr = plan + idx(b0 + i) * idx(k);
-      const std::int32_t* old = previous + idx(b0 + match[idx(i)]) * idx(k);
-      std::int32_t* dst = out + idx(b0 + match[idx(i)]) * idx(k);
-      for (int t = 0; t < k; ++t) ++count[idx(pr[t])];
-      for (int t = 0; t < k; ++t) {
-        kept[idx(t)] = count[idx(old[t])] > 0 ? 1 : 0;
-        if (kept[idx(t)] != 0) {
-          --count[idx(old[t])];
-          dst[t] = old[t];
-        }
-      }
-      int next = 0;
-      for (int t = 0; t < k; ++t) {
-        if (kept[idx(t)] != 0) continue;
-        while (count[idx(pr[next])] == 0) ++next;
-        dst[t] = pr[next];
-        --count[idx(pr[next])];
-      }
+      std::copy(plan + idx(b0 + i) * idx(k), plan + idx(b0 + i + 1) * idx(k),
+                out + idx(b0 + match[idx(i)]) * idx(k));
     }
   }
+  return keep_slots(v, previous, out);
+}
+
+int keep_slots(const layer_view& v, const std::int32_t* previous, std::int32_t* slots) {
+  const int k = v.per_rank;
+  std::vector<int> count(idx(v.experts), 0);
+  std::vector<std::int32_t> rank(idx(k));
+  std::vector<char> kept(idx(k));
   int moves = 0;
-  for (int p = 0; p < P; ++p) moves += out[p] != previous[p] ? 1 : 0;
+  for (int r = 0; r < v.ranks; ++r) {
+    // Previous slots whose expert the rank still holds keep it; the other experts fill the
+    // remaining slots in their current order.
+    std::int32_t* dst = slots + idx(r) * idx(k);
+    const std::int32_t* old = previous + idx(r) * idx(k);
+    std::copy(dst, dst + k, rank.begin());
+    for (int t = 0; t < k; ++t) ++count[idx(rank[idx(t)])];
+    for (int t = 0; t < k; ++t) {
+      kept[idx(t)] = count[idx(old[t])] > 0 ? 1 : 0;
+      if (kept[idx(t)] != 0) {
+        --count[idx(old[t])];
+        dst[t] = old[t];
+      }
+    }
+    int next = 0;
+    for (int t = 0; t < k; ++t) {
+      if (kept[idx(t)] != 0) continue;
+      while (count[idx(rank[idx(next)])] == 0) ++next;
+      dst[t] = rank[idx(next)];
+      --count[idx(rank[idx(next)])];
+      ++moves;
+    }
+  }
   return moves;
 }
 
 migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previous,
                                 const std::int32_t* scratch, double target, int max_moves,
                                 const int* expert_node, int ranks_per_node, local_search& search,
-                                std::int32_t* out) {
+                                layer_planner& planner, std::int32_t* out) {
   const int P = v.slots();
   std::vector<int> cnt;
   std::vector<double> load;
@@ -158,17 +172,20 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
     migration_outcome o;
   };
   std::vector<option> options;
-  auto add = [&](const std::int32_t* s, int moves) {
+  auto add = [&](const std::int32_t* s, int /*moves*/) {
+    // Every candidate first keeps the previous slot of each expert that stays on its rank.
     option c;
     c.slots.assign(s, s + P);
-    c.o.moves = moves;
-    c.o.max_load = max_rank_load(v, s, cnt, load);
-    c.o.duplicates = count_duplicates(v, s);
+    c.o.moves = keep_slots(v, previous, c.slots.data());
+    c.o.max_load = max_rank_load(v, c.slots.data(), cnt, load);
+    c.o.duplicates = count_duplicates(v, c.slots.data());
     options.push_back(std::move(c));
   };
+  // Duplicates are acceptable only where the plan itself kept deepseek's placement with them.
+  const bool allow_duplicates = count_duplicates(v, scratch) > 0;
   // The previous placement itself: enough when it already meets the target.
   add(previous, 0);
-  if (options[0].o.duplicates == 0 && options[0].o.max_load <= target) {
+  if ((options[0].o.duplicates == 0 || allow_duplicates) && options[0].o.max_load <= target) {
     std::copy(previous, previous + P, out);
     return options[0].o;
   }
@@ -177,6 +194,16 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
   if (options[0].o.duplicates > 0) search.remove_duplicates(max_moves);
   search.improve(target, max_moves, 8 * P + 64);
   add(search.slots().data(), search.moves());
+  std::vector<std::int32_t> repaired(static_cast<std::size_t>(P));
+  if (expert_node == nullptr && options.back().o.max_load > target) {
+    // The local search stalled above the target: empty and refill a few ranks at a time.
+    planner.repair(v, previous, options.back().slots.data(), target, max_moves, repair_iterations,
+                   repaired.data());
+    add(repaired.data(), 0);
+    search.reset(v, repaired.data(), previous);
+    search.revert_moves(std::max(target, options.back().o.max_load), 8);
+    add(search.slots().data(), search.moves());
+  }
   // The from-scratch plan, aligned to the previous placement (ranks matched within nodes when
   // experts are pinned to nodes).
   std::vector<std::int32_t> aligned(static_cast<std::size_t>(P));
@@ -190,7 +217,9 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
 
   const bool unlimited = max_moves < 0;
   auto better = [&](const migration_outcome& a, const migration_outcome& b) {
-    if (unlimited && (a.duplicates == 0) != (b.duplicates == 0)) return a.duplicates == 0;
+    if (unlimited && !allow_duplicates && (a.duplicates == 0) != (b.duplicates == 0)) {
+      return a.duplicates == 0;
+    }
     const bool a_hit = a.max_load <= target, b_hit = b.max_load <= target;
     if (a_hit != b_hit) return a_hit;
     if (a_hit) {

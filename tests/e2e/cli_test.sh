@@ -97,5 +97,24 @@ expect_contains "$work/ab.json" '"records_used": 12' "two files"
   || { bad "glob + steps failed"; cat "$work/aberr" >&2; }
 expect_contains "$work/ab2.json" '"records_used": 3' "glob + step range"
 
+# 9. Migration: re-planning a mapping against its own stats moves nothing; --max-moves is a cap.
+"$gen" --stats "$sample" --ep 8 --redundant 8 --previous "$work/m.jsonl" -o "$work/same.jsonl" \
+  --summary "$work/same.json" -q || bad "--previous failed"
+cmp -s "$work/m.jsonl" "$work/same.jsonl" && ok || bad "re-plan against the same stats changed the mapping"
+expect_contains "$work/same.json" '"total_moves": 0' "zero moves"
+"$gen" --stats "$sample" --ep 8 --redundant 8 --steps 2280: --previous "$work/m.jsonl" --max-moves 2 \
+  -o "$work/capped.jsonl" --summary "$work/capped.json" -q || bad "--max-moves failed"
+over=$(sed -n 's/.*"moves_per_layer": \[\([0-9, ]*\)\].*/\1/p' "$work/capped.json" | tr ',' '\n' | awk '$1 > 2' | wc -l)
+[ "$over" -eq 0 ] && ok || bad "--max-moves 2 exceeded in $over layers"
+nlayers=$(sed -n 's/.*"moves_per_layer": \[\([0-9, ]*\)\].*/\1/p' "$work/capped.json" | tr ',' '\n' | wc -l)
+[ "$nlayers" -eq 28 ] && ok || bad "moves_per_layer has $nlayers entries, expected 28"
+if "$gen" --stats "$sample" --ep 16 --redundant 16 --previous "$work/m.jsonl" -o "$work/p16.jsonl" 2>"$work/perr"; then
+  bad "--previous for another EP size accepted"; else ok; fi
+expect_contains "$work/perr" "--previous" "previous error names the flag"
+
+# 10. The reference policy stays available and reproduces vLLM's behaviour on request.
+"$gen" --stats "$sample" --ep 8 --redundant 8 --policy deepseek -o "$work/ds.jsonl" 2>"$work/dserr" || bad "deepseek failed"
+expect_contains "$work/dserr" "policy:   deepseek" "deepseek policy line"
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -1,6 +1,8 @@
 // Importers of the other engines' stats: every fixture is the same load as the vLLM example of
 // vllm-offline-eplb.md section 5 (aggregated by hand: [[138, 22, 45], [25, 110, 50]]) or the
 // SGLang/LMDeploy example of other-engines.md, and each error names file, line and field.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
@@ -40,7 +42,8 @@ bool contains(const std::string& haystack, const std::string& needle) {
 struct temp_dir {
   fs::path path;
   explicit temp_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("eplb_test_" + name)) {
+      : path(fs::temp_directory_path() /
+             ("eplb_test_" + std::to_string(::getpid()) + "_" + name)) {
     fs::remove_all(path);
     fs::create_directories(path);
   }

@@ -4,6 +4,8 @@
 #include <simdjson.h>
 
 #include <atomic>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
@@ -25,7 +27,9 @@ constexpr int k_ranks = 2;
 constexpr int k_redundant = 2;  // E = 6
 
 std::string temp_path(const std::string& name) {
-  const auto p = fs::temp_directory_path() / ("eplb_recorder_" + name + ".jsonl");
+  // The pid keeps concurrent runs (ctest -j, several checkouts) from sharing a file.
+  const auto p = fs::temp_directory_path() /
+                 ("eplb_recorder_" + std::to_string(::getpid()) + "_" + name + ".jsonl");
   fs::remove(p);
   return p.string();
 }

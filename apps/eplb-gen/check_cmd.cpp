@@ -1,0 +1,110 @@
+// `eplb-gen check`: validate a mapping file against the topology it will be deployed on (and
+// optionally against stats), as a CI gate before a mapping artifact ships. vLLM files are checked
+// by loader.hpp, the loader a serving binary uses, so the verdict is the server's.
+
+#include <fmt/core.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "eplb/mapping_io.hpp"
+#include "eplb/metrics.hpp"
+#include "eplb/plan.hpp"
+
+namespace eplb::cli {
+
+namespace {
+struct check_flags {
+  std::string mapping;
+  std::string format = "auto";
+  int layers = 0, experts = 0, ep = 0, redundant = -1;
+  int first_moe_layer = -1;
+  int num_hidden_layers = 0;
+  std::vector<std::string> stats;
+  std::string stats_format = "auto";
+  std::string steps;
+  int skip_layers = 0;
+};
+}  // namespace
+
+runner add_check(CLI::App& app) {
+  auto f = std::make_shared<check_flags>();
+  app.add_option("--mapping", f->mapping, "Mapping file to check")->required();
+  app.add_option("--format", f->format, "Its format: auto|vllm|sglang|trtllm|ascend|json")
+      ->capture_default_str();
+  app.add_option("--layers", f->layers, "MoE layers of the model")->required();
+  app.add_option("--experts", f->experts, "Logical experts per layer")->required();
+  app.add_option("--ep", f->ep, "EP size of the deployment")->required();
+  app.add_option("--redundant", f->redundant, "Redundant slots per layer")->required();
+  app.add_option("--first-moe-layer", f->first_moe_layer,
+                 "SGLang: row of MoE layer 0 (default: the last --layers rows); TensorRT-LLM: "
+                 "key of MoE layer 0 (default: the keys must be exactly --layers)");
+  app.add_option("--num-hidden-layers", f->num_hidden_layers,
+                 "SGLang: rows the file must have (the model's decoder layers)");
+  app.add_option("--stats", f->stats,
+                 "Stats to check the shape against and measure the imbalance on (repeatable)")
+      ->take_all();
+  app.add_option("--stats-format", f->stats_format, "auto|vllm|sglang|trtllm|matrix")
+      ->capture_default_str();
+  app.add_option("--steps", f->steps, "Inclusive step range A:B of the stats");
+  app.add_option("--skip-layers", f->skip_layers,
+                 "SGLang and matrix stats: leading dense rows to drop");
+  return [f]() -> int {
+    std::optional<mapping_format> format;
+    if (f->format != "auto") {
+      auto parsed = parse_mapping_format(f->format);
+      if (!parsed) return fail(parsed.message());
+      format = *parsed;
+    }
+    if (f->layers <= 0 || f->experts <= 0 || f->ep <= 0 || f->redundant < 0) {
+      return fail("--layers, --experts and --ep must be positive and --redundant non-negative");
+    }
+    mapping_read_options opt;
+    opt.num_layers = f->layers;
+    opt.num_experts = f->experts;
+    opt.num_ranks = f->ep;
+    opt.num_redundant = f->redundant;
+    if (f->first_moe_layer >= 0) opt.first_moe_layer = f->first_moe_layer;
+    opt.num_hidden_layers = f->num_hidden_layers;
+    auto m = read_mapping(f->mapping, format, opt);
+    if (!m) return fail(m.message());
+    const topology topo = mapping_topology(*m, f->ep);
+    if (status s = validate_placement(m->place, topo); !s.ok()) {
+      return fail(f->mapping + ": " + s.message());  // the readers check this; keep it honest
+    }
+    std::string line = fmt::format(
+        "OK: {} ({}): {} layers x {} experts, {} slots ({} redundant), EP {} ({} slots/rank)",
+        f->mapping, mapping_format_name(m->format), topo.num_layers, topo.num_experts,
+        topo.num_slots, topo.num_redundant(), topo.num_ranks, topo.slots_per_rank());
+    if (!f->stats.empty()) {
+      plan_request req;
+      req.stats = f->stats;
+      req.stats_format = f->stats_format;
+      req.skip_layers = f->skip_layers;
+      if (!f->steps.empty()) {
+        auto r = parse_step_range(f->steps, "--steps");
+        if (!r) return fail(r.message());
+        req.steps = *r;
+      }
+      plan_outcome stats;
+      if (status s = read_stats(req, &stats); !s.ok()) return fail(s.message());
+      if (stats.loads.rows() != topo.num_layers || stats.loads.cols() != topo.num_experts) {
+        return fail(fmt::format(
+            "{}: the stats have {} layers x {} experts but the mapping has {} x {}", f->mapping,
+            stats.loads.rows(), stats.loads.cols(), topo.num_layers, topo.num_experts));
+      }
+      const weight_matrix w = to_weights(stats.loads);
+      const double mapped = measure_imbalance(w, m->place, topo).overall;
+      const double identity = measure_imbalance(w, identity_placement(topo), topo).overall;
+      line += fmt::format("; imbalance on the stats {:.4f}x (identity layout {:.4f}x)", mapped,
+                          identity);
+    }
+    fmt::print("{}\n", line);
+    return 0;
+  };
+}
+
+}  // namespace eplb::cli

@@ -1,0 +1,162 @@
+// Rendering and writing of the mapping files (see outputs.hpp).
+
+#include "outputs.hpp"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "eplb/export.hpp"
+#include "eplb/import.hpp"
+#include "eplb/mapping.hpp"
+
+namespace eplb::cli {
+
+std::shared_ptr<output_flags> add_output_flags(CLI::App& app) {
+  auto f = std::make_shared<output_flags>();
+  app.add_option("--format", f->formats,
+                 "Mapping format(s) to write: vllm, sglang, trtllm, ascend, json (repeatable or "
+                 "comma-separated; default vllm)")
+      ->delimiter(',');
+  f->output_option = app.add_option(
+      "-o,--output", f->output,
+      "Output file when one format is written ('-' for stdout; default: the format's file name: "
+      "mapping.jsonl, sglang_expert_location.json, trtllm_eplb.yaml, ascend_expert_map.json, "
+      "placement.json)");
+  f->output_dir_option = app.add_option(
+      "--output-dir", f->output_dir,
+      "Directory for the outputs under their default names (default: the current one)");
+  app.add_option("--first-moe-layer", f->first_moe_layer,
+                 "Decoder-layer id of MoE layer 0 for SGLang and TensorRT-LLM outputs (default: "
+                 "the input's layer ids, else 0)");
+  app.add_option("--num-hidden-layers", f->num_hidden_layers,
+                 "Decoder layers of the model: the rows of an SGLang mapping (default: the last "
+                 "MoE layer + 1)");
+  app.add_option("--layer-updates-per-iter", f->layer_updates_per_iter,
+                 "TensorRT-LLM: layers the online balancer may re-plan per iteration (default 0: "
+                 "static placement)");
+  return f;
+}
+
+result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
+    const output_flags& flags) {
+  std::vector<mapping_format> formats;
+  std::set<mapping_format> seen;
+  for (const std::string& name : flags.formats) {
+    auto f = parse_mapping_format(name);
+    if (!f.ok()) return f.err();
+    if (seen.insert(*f).second) formats.push_back(*f);
+  }
+  if (formats.empty()) formats.push_back(mapping_format::vllm);
+  const bool has_output = flags.output_option != nullptr && flags.output_option->count() > 0;
+  const bool has_dir = flags.output_dir_option != nullptr && flags.output_dir_option->count() > 0;
+  const position none{};
+  if (formats.size() > 1 && has_output) {
+    return make_error(errc::invalid_argument, none, "-o",
+                      "names one file but " + std::to_string(formats.size()) +
+                          " formats are requested; use --output-dir DIR to write each under its "
+                          "default name");
+  }
+  if (has_output && has_dir) {
+    return make_error(errc::invalid_argument, none, "-o",
+                      "and --output-dir exclude each other; give the whole path with -o");
+  }
+  std::vector<std::pair<mapping_format, std::string>> out;
+  for (const mapping_format f : formats) {
+    if (has_output) {
+      out.emplace_back(f, flags.output);
+    } else {
+      out.emplace_back(f, (std::filesystem::path(flags.output_dir) / default_mapping_file_name(f))
+                              .lexically_normal()
+                              .string());
+    }
+  }
+  return out;
+}
+
+status render_outputs(const output_flags& flags, const placement& p, const topology& topo,
+                      const layer_defaults& defaults, const export_metadata& meta,
+                      std::vector<rendered_file>& files) {
+  auto outputs = resolve_outputs(flags);
+  if (!outputs.ok()) return outputs.err();
+  mapping_render_options opt;
+  if (flags.first_moe_layer >= 0) {
+    opt.layers.first_moe_layer = flags.first_moe_layer;
+  } else {
+    opt.layers.layer_ids = defaults.layer_ids;
+  }
+  opt.num_hidden_layers =
+      flags.num_hidden_layers > 0 ? flags.num_hidden_layers : defaults.num_hidden_layers;
+  opt.layer_updates_per_iter = flags.layer_updates_per_iter >= 0 ? flags.layer_updates_per_iter
+                                                                 : defaults.layer_updates_per_iter;
+  opt.meta = meta;
+  for (const auto& [format, path] : *outputs) {
+    auto text = render_mapping(format, p, topo, opt);
+    if (!text.ok()) {
+      error e = text.err();
+      e.message = std::string(mapping_format_name(format)) + " output: " + e.message;
+      return e;
+    }
+    files.push_back(rendered_file{path, std::move(*text)});
+  }
+  return status::success();
+}
+
+status render_plan_outputs(const output_flags& flags, const plan_outcome& o,
+                           const std::string& summary_path, std::vector<rendered_file>& files) {
+  export_metadata meta;
+  meta.policy = o.info.policy;
+  meta.imbalance_before = o.before.overall;
+  meta.imbalance_after = o.after.overall;
+  const std::string format = o.imported ? stats_format_name(o.imported->format) : "vllm_jsonl";
+  // Only the plain JSON records the sources; hash them only when it is requested.
+  auto outputs = resolve_outputs(flags);
+  if (!outputs.ok()) return outputs.err();
+  bool wants_json = false;
+  for (const auto& out : *outputs) wants_json = wants_json || out.first == mapping_format::json;
+  if (wants_json) {
+    for (const std::string& file : o.imported ? o.imported->files : o.read.files) {
+      auto src = describe_source(file, format);
+      if (!src.ok()) return src.err();
+      meta.sources.push_back(std::move(*src));
+    }
+  }
+  if (o.read.meta && !o.read.meta->model.empty())
+    meta.extra.emplace_back("model", o.read.meta->model);
+  layer_defaults defaults;
+  if (o.imported) defaults.layer_ids = o.imported->layer_ids;
+  if (status s = render_outputs(flags, o.result, o.topo, defaults, meta, files); !s.ok()) return s;
+  if (!summary_path.empty()) files.push_back(rendered_file{summary_path, summary_json(o)});
+  return status::success();
+}
+
+status write_files(const std::vector<rendered_file>& files) {
+  for (const rendered_file& f : files) {
+    if (f.path == "-") {
+      std::fwrite(f.content.data(), 1, f.content.size(), stdout);
+      std::fflush(stdout);
+      continue;
+    }
+    const std::filesystem::path dir = std::filesystem::path(f.path).parent_path();
+    std::error_code ec;
+    if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+      std::filesystem::create_directories(dir, ec);
+      if (ec) {
+        return make_error(errc::io_error, position{dir.string(), 0, 0}, "",
+                          "cannot create the directory: " + ec.message());
+      }
+    }
+    if (status s = write_file_atomic(f.path, f.content); !s.ok()) return s;
+  }
+  return status::success();
+}
+
+void print_written(const std::vector<rendered_file>& files) {
+  for (const rendered_file& f : files) {
+    if (f.path != "-") fmt::print(stderr, "wrote {}\n", f.path);
+  }
+}
+
+}  // namespace eplb::cli
