@@ -9,6 +9,7 @@
 # env:   EPLB_BENCH_DIR=/tmp/eplb-bench         where the traces go (about 6 GB with 2 GB traces)
 #        EPLB_BENCH_SIZES="100M 2G"             trace sizes
 #        EPLB_BENCH_RUNS=3                      runs per row for traces under 1 GB (1 GB+: 2)
+#        EPLB_BENCH_THREADS="1 2"               reader threads per row (CUDA rows use the last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -20,6 +21,8 @@ fi
 [[ -x /usr/bin/time ]] || { echo "needs /usr/bin/time (Debian package 'time')" >&2; exit 1; }
 dir=${EPLB_BENCH_DIR:-/tmp/eplb-bench}
 read -r -a sizes <<<"${EPLB_BENCH_SIZES:-100M 2G}"
+read -r -a thread_counts <<<"${EPLB_BENCH_THREADS:-1 2}"
+cuda_threads=${thread_counts[${#thread_counts[@]} - 1]}
 runs_small=${EPLB_BENCH_RUNS:-3}
 shapes=(deepseek-v3 qwen3-235b)
 mkdir -p "$dir"
@@ -47,7 +50,7 @@ best() {
   shift
   local best_line="" best_wall=""
   for ((i = 0; i < runs; i++)); do
-    /usr/bin/time -f "%M" -o "$tmp/rss" "$@" >"$tmp/out"
+    /usr/bin/time -f "%M" -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err"
     read -r bytes wall cpu records checksum device <"$tmp/out"
     local rss
     rss=$(tail -n 1 "$tmp/rss")
@@ -73,12 +76,13 @@ add_row() {  # shape trace format threads device line
     mismatch=1
     echo "checksum mismatch: $shape $trace $format threads $threads $device" >&2
   fi
-  local rate ratio=""
+  local rate cpu_rate ratio=""
   rate=$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.3f", b / w / 1e9 }')
+  cpu_rate=$(awk -v b="$bytes" -v c="$cpu" 'BEGIN { printf "%.3f", b / c / 1e9 }')
   if [[ -n ${python_rate[$shape]:-} && $device != python ]]; then
     ratio=$(awk -v r="$rate" -v p="${python_rate[$shape]}" 'BEGIN { printf "%.0fx", r / p }')
   fi
-  rows+=("| $shape | $trace | $format | $threads | $used | $wall | $rate | $cpu | $((rss / 1024)) MB | $ratio |")
+  rows+=("| $shape | $trace | $format | $threads | $used | $wall | $rate | $cpu | $cpu_rate | $((rss / 1024)) MB | $ratio |")
 }
 
 echo "measuring (this machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))..." >&2
@@ -94,19 +98,20 @@ for shape in "${shapes[@]}"; do
     for format in plain gz zst; do
       f=$dir/$shape-$size.jsonl
       [[ $format != plain ]] && f=$f.$format
-      for threads in 1 2; do
+      for threads in "${thread_counts[@]}"; do
         add_row "$shape" "$size" "$format" "$threads" cpu "$(best "$runs" "$tool" run "$f" "$threads" cpu)"
       done
     done
     if [[ $cuda == yes ]]; then
       f=$dir/$shape-$size.jsonl
-      add_row "$shape" "$size" plain 2 cuda "$(best "$runs" "$tool" run "$f" 2 cuda)"
+      add_row "$shape" "$size" plain "$cuda_threads" cuda \
+        "$(best "$runs" "$tool" run "$f" "$cuda_threads" cuda)"
     else
-      rows+=("| $shape | $size | plain | 2 | cuda | no GPU | | | | |")
+      rows+=("| $shape | $size | plain | $cuda_threads | cuda | no GPU | | | | | |")
     fi
   done
 done
-for threads in 1 2; do
+for threads in "${thread_counts[@]}"; do
   add_row deepseek-v3 "100M, new map per record" plain "$threads" cpu \
     "$(best "$runs_small" "$tool" run "$remap" "$threads" cpu)"
 done
@@ -115,11 +120,12 @@ done
 echo
 echo "Ingest of vLLM stats JSONL ($(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg) after the run)"
 echo
-echo "| Shape | Trace | Format | Threads | Device | Wall s | GB/s | CPU s | Peak RSS | vs Python |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| Shape | Trace | Format | Threads | Device | Wall s | GB/s | CPU s | GB/CPU-s | Peak RSS | vs Python |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "GB/s: JSONL bytes (after decompression) per wall-clock second, best of ${runs_small} runs (2 for 2 GB)."
+echo "GB/s: JSONL bytes (after decompression) per wall-clock second, best of ${runs_small} runs (2 for 1 GB and more);"
+echo "GB/CPU-s: the same bytes per second of CPU time of the whole process (user + system)."
 echo "vs Python: that rate over the Python reader's rate on the same shape's ${sizes[0]} plain trace."
 if [[ $cuda != yes ]]; then echo "CUDA: ${cuda#no: }."; fi
 if [[ $mismatch == 0 ]]; then

@@ -64,6 +64,11 @@ void progress_bar::update(const stats_read_progress& p) {
     line = human_bytes(static_cast<double>(p.bytes_done));
   }
   line += fmt::format("  {} records  {}/s", p.records, human_bytes(rate));
+  if (p.text_bytes != p.bytes_done && p.seconds > 0) {
+    // Compressed input: the rate of the JSONL text too.
+    line +=
+        fmt::format(" ({}/s of JSONL)", human_bytes(static_cast<double>(p.text_bytes) / p.seconds));
+  }
   if (p.bytes_total > p.bytes_done && rate > 0) {
     line += "  ETA " + clock_time(static_cast<double>(p.bytes_total - p.bytes_done) / rate);
   }

@@ -119,7 +119,7 @@ struct stats_read_summary {
   int num_experts = 0;
   int num_slots = 0;        // P of the last selected record
   int num_ranks = 0;        // num_ranks of the first selected record, 0 when it has none
-  std::uint64_t bytes = 0;  // bytes read from all files
+  std::uint64_t bytes = 0;  // JSONL bytes read from all files (after decompression)
 };
 
 /// Expands shell-style globs ("stats/*.jsonl") in the given paths; a path without wildcards is

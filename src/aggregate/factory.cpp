@@ -14,7 +14,11 @@ namespace {
 
 using detail::cat;
 
-std::string mib(std::uint64_t bytes) { return cat(bytes >> 20, " MiB"); }
+std::string mib(std::uint64_t bytes) {
+  if (bytes >= (std::uint64_t{1} << 20)) return cat(bytes >> 20, " MiB");
+  if (bytes >= 1024) return cat(bytes >> 10, " KiB");
+  return cat(bytes, " bytes");
+}
 
 // Picks CPU or CUDA when the reader says how large the input is (before the first record).
 class auto_aggregator final : public aggregator {

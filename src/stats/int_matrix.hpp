@@ -82,9 +82,9 @@ inline const char* skip_blanks(const char* p) noexcept {
 }
 
 /// The portable path of scan_int_matrix (below), one byte at a time.
-template <class T, bool Store, class Check>
-const char* scan_int_matrix_scalar(const char* p, std::vector<T>& out, std::size_t at,
-                                   std::size_t& rows, std::size_t& cols, Check check) {
+template <class T, bool Store, class Out, class Check>
+const char* scan_int_matrix_scalar(const char* p, Out& out, std::size_t at, std::size_t& rows,
+                                   std::size_t& cols, Check check) {
   rows = 0;
   cols = 0;
   // Write through a raw pointer into the vector's full size; grow by doubling.
@@ -172,9 +172,9 @@ inline void classify64(const char* p, std::uint64_t& digits, std::uint64_t& blan
 /// each followed directly by its comma, then blanks): a 64-byte window at a time, the numbers and
 /// the separators between them are found and checked with bit masks, so the position of a number
 /// does not wait on the parse of the one before. Returns nullptr on anything else, valid or not.
-template <class T, bool Store, class Check>
-const char* scan_int_matrix_simd(const char* p, std::vector<T>& out, std::size_t at,
-                                 std::size_t& rows, std::size_t& cols, Check check) {
+template <class T, bool Store, class Out, class Check>
+const char* scan_int_matrix_simd(const char* p, Out& out, std::size_t at, std::size_t& rows,
+                                 std::size_t& cols, Check check) {
   rows = 0;
   cols = 0;
   T* base = nullptr;
@@ -261,13 +261,13 @@ const char* scan_int_matrix_simd(const char* p, std::vector<T>& out, std::size_t
 
 #endif  // __SSE2__
 
-/// Scans `[[int, ...], ...]` starting at `p` (its '['), storing the values row-major in `out`
-/// from index `at` when `Store` and passing each to `check(value)` (false = give up); requires
-/// equally long, non-empty rows and at least one row. Returns the position after the closing ']'
-/// with rows and cols, or nullptr on anything else (the caller then uses simdjson, which reports
-/// the precise error).
-template <class T, bool Store, class Check>
-const char* scan_int_matrix(const char* p, std::vector<T>& out, std::size_t at, std::size_t& rows,
+/// Scans `[[int, ...], ...]` starting at `p` (its '['), storing the values row-major in `out` (a
+/// std::vector<T> or raw_buffer<T>) from index `at` when `Store` and passing each to `check(value)`
+/// (false = give up); requires equally long, non-empty rows and at least one row. Returns the
+/// position after the closing ']' with rows and cols, or nullptr on anything else (the caller then
+/// uses simdjson, which reports the precise error).
+template <class T, bool Store, class Out, class Check>
+const char* scan_int_matrix(const char* p, Out& out, std::size_t at, std::size_t& rows,
                             std::size_t& cols, Check check) {
 #if defined(__SSE2__)
   if (const char* end = scan_int_matrix_simd<T, Store>(p, out, at, rows, cols, check)) return end;

@@ -183,6 +183,9 @@ void chunk_parser::parse(const region_text& region, parsed_chunk& out) {
   region_ = &region;
   out_ = &out;
   out.clear();
+  // Room for as many loads as the text can plausibly hold, reserved (not touched) at once rather
+  // than grown by copies: about one value per 4 bytes.
+  out.loads.discard_and_reserve(region.len / 4);
   const char* data = region.data;
   const std::size_t len = region.len;
   const std::size_t batch = options_.batch_bytes;
@@ -487,7 +490,7 @@ status chunk_parser::read_string(ondemand::value value, const char* field, std::
 // Parses an array of equally long arrays of integers into `out` from index `at` (row-major);
 // `check(v, row, col)` returns an empty optional for an acceptable value or the error to report.
 template <class T, class Check>
-status chunk_parser::parse_matrix(ondemand::value value, const char* field, std::vector<T>& out,
+status chunk_parser::parse_matrix(ondemand::value value, const char* field, raw_buffer<T>& out,
                                   std::size_t at, std::size_t& rows, std::size_t& cols,
                                   Check check) {
   rows = 0;

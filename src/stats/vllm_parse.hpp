@@ -25,6 +25,7 @@
 
 #include "eplb/error.hpp"
 #include "eplb/stats.hpp"
+#include "stats/raw_buffer.hpp"
 
 namespace eplb::detail {
 
@@ -61,8 +62,8 @@ struct parsed_entry {
 // What the parse stage produced for one region; cleared without freeing between regions.
 struct parsed_chunk {
   std::vector<parsed_entry> entries;
-  std::vector<std::int64_t> loads;
-  std::vector<std::int32_t> p2l;
+  raw_buffer<std::int64_t> loads;
+  raw_buffer<std::int32_t> p2l;
   std::vector<stats_meta> metas;
   std::vector<error> errors;  // messages without "file:line: ", which the apply stage adds
   std::uint64_t lines = 0;    // '\n' bytes in the region (as far as it was parsed)
@@ -131,7 +132,7 @@ class chunk_parser {
   status process_stats(simdjson::ondemand::object& object);
   status process_other(simdjson::ondemand::object& object);
   template <class T, class Check>
-  status parse_matrix(simdjson::ondemand::value value, const char* field, std::vector<T>& out,
+  status parse_matrix(simdjson::ondemand::value value, const char* field, raw_buffer<T>& out,
                       std::size_t at, std::size_t& rows, std::size_t& cols, Check check);
   status read_int(simdjson::ondemand::value value, const char* field, std::int64_t& out);
   status read_string(simdjson::ondemand::value value, const char* field, std::string_view& out);
@@ -151,10 +152,10 @@ class chunk_parser {
   stats_meta meta_scratch_;
   error meta_field_error_;  // a meta record's field error, reported after its sequence checks
   bool has_meta_field_error_ = false;
-  std::vector<std::int64_t> unused_;
+  raw_buffer<std::int64_t> unused_;
 
   // The p2l_map of the last record this parser saw, with its text for the comparison.
-  std::vector<std::int32_t> p2l_values_;
+  raw_buffer<std::int32_t> p2l_values_;
   std::string p2l_text_;  // empty: nothing cached
   std::size_t p2l_rows_ = 0, p2l_cols_ = 0;
   std::int64_t p2l_max_ = -1;

@@ -161,8 +161,9 @@ class producer {
     const std::size_t max_cap = std::max(chunk, batch + 2);
     item.kind = work_item::type::region;
     item.bytes_read = 0;
-    // A small file gets a small buffer; otherwise the carried line plus one read.
-    std::size_t want = carry_len_ + chunk;
+    // A small file gets a small buffer; otherwise twice the read size (the carried line plus one
+    // read, so that carried lines rarely need a bigger buffer).
+    std::size_t want = std::max(carry_len_ + chunk, 2 * chunk);
     if (size_hint_ > 0 && size_hint_ < want) {
       want = std::max<std::size_t>(static_cast<std::size_t>(size_hint_) + 1, 4096);
     }
@@ -216,8 +217,8 @@ class producer {
     // Carry the partial line over.
     carry_len_ = len - region;
     if (carry_cap_ < carry_len_) {
-      carry_.reset(new char[carry_len_]);
-      carry_cap_ = carry_len_;
+      carry_cap_ = std::max(carry_len_, 2 * carry_cap_);
+      carry_.reset(new char[carry_cap_]);
     }
     if (carry_len_ > 0) std::memcpy(carry_.get(), buf + region, carry_len_);
     file_offset_ += region;
