@@ -199,3 +199,18 @@ TEST_CASE("hostile: a cut last line followed by blanks reads the same for any re
     CHECK_THAT(s.message(), Catch::StartsWith("c.jsonl:1: truncated record"));
   }
 }
+
+TEST_CASE("hostile: the loader bounds the values of one line", "[hostile]") {
+  // The default budget is cells + layer keys + 1024 values (about 2 GB of tree at most); the
+  // same check with a budget of 5: the array and four numbers pass, a fifth number does not.
+  CHECK(loader::detail::json_parser::default_max_values ==
+        limits::max_cells + limits::max_layers + 1024);
+  loader::detail::json_value v;
+  loader::detail::json_parser ok("[1, 2, 3, 4]", 5);
+  CHECK(ok.parse(v));
+  loader::detail::json_parser over("[1, 2, 3, 4, 5]", 5);
+  loader::detail::json_value w;
+  CHECK_FALSE(over.parse(w));
+  CHECK(over.error() == "more than 5 values in one line (docs/limits.md: at most 16777216 cells)");
+  CHECK(over.error_column() == 14);  // the fifth number
+}
