@@ -197,8 +197,7 @@ class json_parser {
       : s_(s), max_values_(max_values) {}
 
   /// One value per cell, one per layer key, and a few fields: about 100 bytes each in the tree.
-  static constexpr std::int64_t default_max_values =
-      limits::max_cells + limits::max_layers + 1024;
+  static constexpr std::int64_t default_max_values = limits::max_cells + limits::max_layers + 1024;
 
   /// Parses the whole line into `out`. Returns false and sets error()/error_column() on failure.
   bool parse(json_value& out) {

@@ -76,9 +76,8 @@ bool looks_like_integer(std::string_view token) {
 // leaves the meaning of duplicates open, and which value would count is a guess.
 unsigned used_key_bit(std::string_view key) {
   static constexpr std::string_view keys[] = {
-      "record_type", "version",   "step",      "expert_load", "p2l_map",
-      "num_layers",  "num_ranks", "num_groups", "num_nodes",  "num_redundant_experts",
-      "model"};
+      "record_type", "version",    "step",      "expert_load",           "p2l_map", "num_layers",
+      "num_ranks",   "num_groups", "num_nodes", "num_redundant_experts", "model"};
   for (std::size_t i = 0; i < std::size(keys); ++i) {
     if (key == keys[i]) return 1u << i;
   }
@@ -255,8 +254,7 @@ std::optional<error> stats_reader::line_json_error(const char* data, std::size_t
     return make_error(errc::invalid_json, where, d->field, cat("invalid JSON: ", d->what));
   }
   // Only a record (an object) can be cut short; binary garbage is just invalid.
-  const bool truncated =
-      last_in_file && !text.empty() && text.front() == '{' && text.back() != '}';
+  const bool truncated = last_in_file && !text.empty() && text.front() == '{' && text.back() != '}';
   const std::string what =
       truncated ? cat("truncated record: the last line is not a complete JSON object (was the "
                       "writer interrupted?): ",
@@ -751,9 +749,9 @@ status stats_reader::process_stats(ondemand::object& object) {
                     shape_str(f.p2l_rows, f.p2l_cols), " (step ", f.step, ')'));
   }
   if (f.load_rows > static_cast<std::size_t>(limits::max_layers)) {
-    return fail(errc::limit_exceeded, "expert_load",
-                cat(f.load_rows, " layers exceed the limit of ", limits::max_layers,
-                    " (docs/limits.md)"));
+    return fail(
+        errc::limit_exceeded, "expert_load",
+        cat(f.load_rows, " layers exceed the limit of ", limits::max_layers, " (docs/limits.md)"));
   }
   if (f.load_cols > static_cast<std::size_t>(limits::max_slots)) {
     return fail(errc::limit_exceeded, "expert_load",
