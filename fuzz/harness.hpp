@@ -4,11 +4,11 @@
 // libFuzzer drives them through libfuzzer_main.cpp; tests replay the seed corpora and every
 // crashing input found so far (tests/data/fuzz-regressions/) through replay_main.cpp.
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <charconv>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -34,7 +34,7 @@ int cli_args(const std::uint8_t* data, std::size_t size);
 
 /// Every harness, in a fixed order.
 inline constexpr target k_targets[] = {
-    {"vllm_reader", vllm_reader}, {"sglang", sglang},   {"matrix_json", matrix_json},
+    {"vllm_reader", vllm_reader}, {"sglang", sglang},           {"matrix_json", matrix_json},
     {"matrix_csv", matrix_csv},   {"safetensors", safetensors}, {"loader", loader},
     {"cli_args", cli_args},
 };
@@ -46,8 +46,8 @@ inline constexpr target k_targets[] = {
   std::abort();
 }
 
-#define EPLB_FUZZ_CHECK(cond, detail)                                             \
-  do {                                                                            \
+#define EPLB_FUZZ_CHECK(cond, detail)                                              \
+  do {                                                                             \
     if (!(cond)) ::eplb::fuzz::oracle_failed(__FILE__, __LINE__, #cond, (detail)); \
   } while (0)
 

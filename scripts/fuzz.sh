@@ -20,6 +20,9 @@ if [[ ! -d fuzz/corpus/$target ]]; then
 fi
 build=build-fuzz
 # EPLB_FUZZ_NO_BUILD=1: the targets are built already (scripts/fuzz-ci.sh runs several at once).
+if [[ -z ${EPLB_FUZZ_NO_BUILD:-} ]]; then
+  bash scripts/deps.sh clang llvm libclang-rt-14-dev
+fi
 if [[ -z ${EPLB_FUZZ_NO_BUILD:-} && ! -f $build/build.ninja ]]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DEPLB_BUILD_FUZZ=ON -DEPLB_BUILD_TESTS=OFF -DEPLB_BUILD_APPS=OFF -DEPLB_BUILD_BENCH=OFF \

@@ -86,9 +86,10 @@ int cli_args(const std::uint8_t* data, std::size_t size) {
   const std::string loads = in.rest();
   weight_matrix w(t.num_layers, t.num_experts);
   for (Eigen::Index i = 0; i < w.size(); ++i) {
-    w.data()[i] = loads.empty() ? 1.0
-                                : static_cast<unsigned char>(loads[static_cast<std::size_t>(i) %
-                                                                   loads.size()]);
+    w.data()[i] =
+        loads.empty()
+            ? 1.0
+            : static_cast<unsigned char>(loads[static_cast<std::size_t>(i) % loads.size()]);
   }
   policy_options options;
   options.kind = policy_kind::deepseek;
@@ -99,8 +100,7 @@ int cli_args(const std::uint8_t* data, std::size_t size) {
   plan_info info;
   auto placed = rebalance(w, t, options, &info);
   if (!placed.ok()) {
-    EPLB_FUZZ_CHECK(placed.code() != errc::internal && !placed.message().empty(),
-                    placed.message());
+    EPLB_FUZZ_CHECK(placed.code() != errc::internal && !placed.message().empty(), placed.message());
     return 0;
   }
   const status valid = validate_placement(*placed, t);

@@ -3,11 +3,12 @@
 // numbers read as 0, REDUNDANT -1 when absent) and the mapping text after it.
 // Oracles: an error names the file; an accepted mapping agrees with the expected topology and the
 // limits, and its logical_to_physical is the exact inverse of physical_to_logical.
+#include "eplb/loader.hpp"
+
 #include <string>
 #include <vector>
 
 #include "eplb/limits.hpp"
-#include "eplb/loader.hpp"
 #include "harness.hpp"
 
 namespace eplb::fuzz {

@@ -19,8 +19,7 @@ int safetensors(const std::uint8_t* data, std::size_t size) {
   }
   EPLB_FUZZ_CHECK(file->data_start >= 8 && file->data_start <= size, "data_start");
   for (const auto& entry : file->entries) {
-    EPLB_FUZZ_CHECK(entry.begin <= entry.end && entry.end <= size - file->data_start,
-                    entry.name);
+    EPLB_FUZZ_CHECK(entry.begin <= entry.end && entry.end <= size - file->data_start, entry.name);
     auto values = safetensors_to_int64(*file, entry);
     if (!values.ok()) {
       EPLB_FUZZ_CHECK(names_input(values.message(), name), values.message());

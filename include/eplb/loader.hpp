@@ -191,7 +191,13 @@ inline std::string describe(const json_value& v) {
 /// max_json_depth levels.
 class json_parser {
  public:
-  explicit json_parser(std::string_view s) : s_(s) {}
+  /// Parses `s`, refusing lines of more than `max_values` values (the default fits any mapping
+  /// within the limits).
+  explicit json_parser(std::string_view s, std::int64_t max_values = default_max_values)
+      : s_(s), max_values_(max_values) {}
+
+  /// One value per cell, one per layer key, and a few fields: about 100 bytes each in the tree.
+  static constexpr std::int64_t default_max_values = limits::max_cells + limits::max_layers + 1024;
 
   /// Parses the whole line into `out`. Returns false and sets error()/error_column() on failure.
   bool parse(json_value& out) {
@@ -241,6 +247,12 @@ class json_parser {
 
   bool value(json_value& v, int depth) {
     v.column = pos_ + 1;
+    // The budget bounds the tree whatever the file holds.
+    if (++values_ > max_values_) {
+      return fail("more than " + std::to_string(max_values_) +
+                  " values in one line (docs/limits.md: at most " +
+                  std::to_string(limits::max_cells) + " cells)");
+    }
     if (pos_ >= s_.size()) return fail_unexpected("a value");
     switch (s_[pos_]) {
       case '{':
@@ -502,7 +514,9 @@ class json_parser {
   }
 
   std::string_view s_;
+  std::int64_t max_values_;
   std::size_t pos_ = 0;
+  std::int64_t values_ = 0;
   std::string error_;
   std::size_t error_pos_ = 0;
 };

@@ -1,6 +1,7 @@
+#include "eplb/types.hpp"
+
 #include <string>
 
-#include "eplb/types.hpp"
 #include "eplb/limits.hpp"
 
 namespace eplb {
@@ -16,9 +17,9 @@ status validate_topology(const topology& t) {
     return status(make_error(errc::invalid_topology, none, field, what));
   };
   auto over = [&](const std::string& field, const std::string& what, std::int64_t limit) {
-    return status(make_error(errc::limit_exceeded, none, field,
-                             what + " exceeds the limit of " + std::to_string(limit) +
-                                 " (docs/limits.md)"));
+    return status(
+        make_error(errc::limit_exceeded, none, field,
+                   what + " exceeds the limit of " + std::to_string(limit) + " (docs/limits.md)"));
   };
   if (t.num_layers <= 0) return bad("num_layers", "must be positive, got " + std::to_string(t.num_layers));
   if (t.num_experts <= 0) return bad("num_experts", "must be positive, got " + std::to_string(t.num_experts));
@@ -39,15 +40,15 @@ status validate_topology(const topology& t) {
   }
   if (t.num_slots > limits::max_slots) {
     return over("--redundant",
-                "num_slots=" + std::to_string(t.num_slots) + " (" +
-                    std::to_string(t.num_experts) + " experts + " +
-                    std::to_string(t.num_slots - t.num_experts) + " redundant)",
+                "num_slots=" + std::to_string(t.num_slots) + " (" + std::to_string(t.num_experts) +
+                    " experts + " + std::to_string(t.num_slots - t.num_experts) + " redundant)",
                 limits::max_slots);
   }
   if (std::int64_t{t.num_layers} * t.num_slots > limits::max_cells) {
-    return over("num_layers",
-                std::to_string(t.num_layers) + " layers x " + std::to_string(t.num_slots) + " slots",
-                limits::max_cells);
+    return over(
+        "num_layers",
+        std::to_string(t.num_layers) + " layers x " + std::to_string(t.num_slots) + " slots",
+        limits::max_cells);
   }
   if (t.num_slots % t.num_ranks != 0) {
     const int r = t.num_slots - t.num_experts;

@@ -47,8 +47,7 @@ std::optional<line_diagnosis> diagnose_invalid_line(std::string_view text, bool 
     string_may_be_key = false;
     if (c == '{' || c == '[') {
       if (++depth > max_depth && too_deep) {
-        return line_diagnosis{std::string(key), "nested deeper than " +
-                                                    std::to_string(max_depth) +
+        return line_diagnosis{std::string(key), "nested deeper than " + std::to_string(max_depth) +
                                                     " levels of arrays and objects"};
       }
     } else if (c == '}' || c == ']') {
@@ -57,8 +56,9 @@ std::optional<line_diagnosis> diagnose_invalid_line(std::string_view text, bool 
       const std::string_view word = non_finite_at(text, i);
       if (!word.empty()) {
         std::string what(word);
-        what += " is not a JSON number (Python's json.dumps writes NaN and Infinity for "
-                "non-finite floats)";
+        what +=
+            " is not a JSON number (Python's json.dumps writes NaN and Infinity for "
+            "non-finite floats)";
         return line_diagnosis{std::string(key), what};
       }
     }

@@ -84,7 +84,8 @@ TEST_CASE("hostile: resolve_topology does not overflow E + R", "[hostile]") {
   auto t = resolve_topology(req, read, nullptr);
   REQUIRE_FALSE(t.ok());
   CHECK(t.code() == errc::limit_exceeded);
-  CHECK_THAT(t.message(), Catch::Contains("num_slots=2147483650 (3 experts + 2147483647 redundant)"));
+  CHECK_THAT(t.message(),
+             Catch::Contains("num_slots=2147483650 (3 experts + 2147483647 redundant)"));
 }
 
 TEST_CASE("hostile: the stats reader refuses shapes and ids beyond the limits", "[hostile]") {
@@ -123,7 +124,8 @@ TEST_CASE("hostile: duplicate keys and a byte order mark are refused by the read
       "\n";
   CHECK(read_vllm_stats_text(other, "d.jsonl", options, sink, nullptr).ok());
   s = read_vllm_stats_text("\xEF\xBB\xBF" + other, "b.jsonl", options, sink, nullptr);
-  CHECK(s.message() == "b.jsonl:1: the file starts with a UTF-8 byte order mark; write it without one");
+  CHECK(s.message() ==
+        "b.jsonl:1: the file starts with a UTF-8 byte order mark; write it without one");
 }
 
 TEST_CASE("hostile: diagnose_invalid_line names the key of NaN, Infinity and deep nesting",
@@ -146,14 +148,14 @@ TEST_CASE("hostile: diagnose_invalid_line names the key of NaN, Infinity and dee
   CHECK_FALSE(diagnose_invalid_line(R"({"deep": [[[[1]]]]})", false, 3));  // not a depth error
 }
 
-TEST_CASE("hostile: the loader refuses topologies and mappings beyond the limits",
-          "[hostile]") {
+TEST_CASE("hostile: the loader refuses topologies and mappings beyond the limits", "[hostile]") {
   const std::string text =
       R"({"record_type": "eplb_initial_mapping", "version": 1, "num_redundant_experts": 0, )"
       R"("num_slots": 65537, "initial_global_assignments": {"0": [0]}})";
   loader::expected_topology none;
   auto r = loader::parse_mapping(text, none, "m.jsonl");
-  CHECK(r.error.message == "m.jsonl:1:96: num_slots=65537 exceeds the limit of 65536 slots per layer");
+  CHECK(r.error.message ==
+        "m.jsonl:1:96: num_slots=65537 exceeds the limit of 65536 slots per layer");
   loader::expected_topology huge;
   huge.num_layers = 2000000000;  // would size a 16 GB table before the fix
   r = loader::parse_mapping(text, huge, "m.jsonl");
@@ -165,10 +167,10 @@ TEST_CASE("hostile: a successful write removes stale temporary files of its targ
   const fs::path dir = temp_dir();
   const std::string target = (dir / "m.jsonl").string();
   auto touch = [](const fs::path& p) { std::ofstream(p) << "partial"; };
-  touch(dir / ".m.jsonl.tmp.AAAAAA");        // left by a killed run: removed
-  touch(dir / ".m.jsonl.tmp.short");         // not mkstemp's six characters: kept
-  touch(dir / ".other.jsonl.tmp.BBBBBB");    // another target's: kept
-  touch(dir / ".m.jsonl.tmp.CCCCCC");        // held by a live writer (its flock): kept
+  touch(dir / ".m.jsonl.tmp.AAAAAA");      // left by a killed run: removed
+  touch(dir / ".m.jsonl.tmp.short");       // not mkstemp's six characters: kept
+  touch(dir / ".other.jsonl.tmp.BBBBBB");  // another target's: kept
+  touch(dir / ".m.jsonl.tmp.CCCCCC");      // held by a live writer (its flock): kept
   const int live = ::open((dir / ".m.jsonl.tmp.CCCCCC").c_str(), O_RDONLY);
   REQUIRE(live >= 0);
   REQUIRE(::flock(live, LOCK_EX) == 0);
@@ -190,7 +192,8 @@ TEST_CASE("hostile: a cut last line followed by blanks reads the same for any re
   // so small reads called it invalid JSON and whole reads a truncated record.
   const std::string text =
       "{\"record_type\": \"eplb_load_stats\", \"step\": 1, \"expert_load\": [[1]], \"p2l\n  \n ";
-  for (std::size_t chunk : {std::size_t{1} << 20, std::size_t{3}, std::size_t{70}, std::size_t{78}}) {
+  for (std::size_t chunk :
+       {std::size_t{1} << 20, std::size_t{3}, std::size_t{70}, std::size_t{78}}) {
     null_sink sink;
     stats_read_options options;
     options.read_chunk_bytes = chunk;
@@ -198,4 +201,19 @@ TEST_CASE("hostile: a cut last line followed by blanks reads the same for any re
     INFO("chunk " << chunk);
     CHECK_THAT(s.message(), Catch::StartsWith("c.jsonl:1: truncated record"));
   }
+}
+
+TEST_CASE("hostile: the loader bounds the values of one line", "[hostile]") {
+  // The default budget is cells + layer keys + 1024 values (about 2 GB of tree at most); the
+  // same check with a budget of 5: the array and four numbers pass, a fifth number does not.
+  CHECK(loader::detail::json_parser::default_max_values ==
+        limits::max_cells + limits::max_layers + 1024);
+  loader::detail::json_value v;
+  loader::detail::json_parser ok("[1, 2, 3, 4]", 5);
+  CHECK(ok.parse(v));
+  loader::detail::json_parser over("[1, 2, 3, 4, 5]", 5);
+  loader::detail::json_value w;
+  CHECK_FALSE(over.parse(w));
+  CHECK(over.error() == "more than 5 values in one line (docs/limits.md: at most 16777216 cells)");
+  CHECK(over.error_column() == 14);  // the fifth number
 }
