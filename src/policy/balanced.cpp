@@ -349,6 +349,8 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
     auto keep_better = [&](std::int32_t* row, double mine, double& out_max, char& fell_back) {
       if (ds_max[ul] < mine) {
         std::copy(ds_row, ds_row + P, row);
+        // deepseek may stack replicas of one expert on a rank: undo that where the max allows.
+        detail::repair_duplicates(v, row, M, ds_max[ul]);
         out_max = ds_max[ul];
         fell_back = 1;
       } else {
@@ -376,6 +378,8 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
           grouped_source[ul] = global_plan;
         } else {
           std::copy(ds_row, ds_row + P, row);
+          if (ds_info.hierarchical) detail::repair_duplicates(v, row, M / N, ds_max[ul]);
+          else detail::repair_duplicates(v, row, M, ds_max[ul]);
           grouped_max[ul] = ds_max[ul];
           grouped_source[ul] = deepseek;
         }

@@ -30,6 +30,11 @@ double max_rank_load(const layer_view& v, const std::int32_t* slots, std::vector
 /// first (0: no rank holds an expert twice).
 int count_duplicates(const layer_view& v, const std::int32_t* slots);
 
+/// Swaps second replicas of an expert on a rank with replicas on other ranks of the same block of
+/// `block_ranks` ranks until no rank holds an expert twice, keeping the max rank load at or below
+/// `limit`; returns false (and leaves `slots` unchanged) when it cannot.
+bool repair_duplicates(const layer_view& v, std::int32_t* slots, int block_ranks, double limit);
+
 /// Returns max(W / M, the smallest possible max replica load with counts capped at M), a lower
 /// bound of the max rank load of every duplicate-free placement (policy-reference section 10,
 /// B1 and B2).

@@ -41,6 +41,60 @@ double max_rank_load(const layer_view& v, const std::int32_t* slots, std::vector
   return v.ranks > 0 ? *std::max_element(load.begin(), load.end()) : 0.0;
 }
 
+bool repair_duplicates(const layer_view& v, std::int32_t* slots, int block_ranks, double limit) {
+  const int P = v.slots(), k = v.per_rank;
+  std::vector<std::int32_t> original(slots, slots + P);
+  std::vector<int> cnt;
+  std::vector<double> load;
+  max_rank_load(v, slots, cnt, load);
+  auto on_rank = [&](int rank, int expert) {
+    for (int i = rank * k; i < (rank + 1) * k; ++i) {
+      if (slots[i] == expert) return true;
+    }
+    return false;
+  };
+  auto share = [&](int expert) { return v.w[expert] / cnt[idx(expert)]; };
+  // Each swap removes one duplicate and adds none, so P swaps are always enough.
+  for (int round = 0; round <= P; ++round) {
+    int dup_slot = -1;
+    for (int p = 0; p < P && dup_slot < 0; ++p) {
+      for (int i = (p / k) * k; i < p; ++i) {
+        if (slots[i] == slots[p]) {
+          dup_slot = p;
+          break;
+        }
+      }
+    }
+    if (dup_slot < 0) {
+      // Swaps change the order of the per-rank sums: check the exact figure.
+      if (max_rank_load(v, slots, cnt, load) <= limit) return true;
+      break;
+    }
+    const int r = dup_slot / k, e = slots[dup_slot];
+    const int lo = (r / block_ranks) * block_ranks, hi = lo + block_ranks;
+    int best = -1;
+    double best_max = 0;
+    for (int q = lo * k; q < hi * k; ++q) {
+      const int r2 = q / k, f = slots[q];
+      if (r2 == r || f == e || on_rank(r, f) || on_rank(r2, e)) continue;
+      const double new_r = load[idx(r)] - share(e) + share(f);
+      const double new_r2 = load[idx(r2)] - share(f) + share(e);
+      const double m = std::max(new_r, new_r2);
+      if (m <= limit && (best < 0 || m < best_max)) {
+        best = q;
+        best_max = m;
+      }
+    }
+    if (best < 0) break;
+    const int r2 = best / k, f = slots[best];
+    load[idx(r)] += share(f) - share(e);
+    load[idx(r2)] += share(e) - share(f);
+    std::swap(slots[dup_slot], slots[best]);
+  }
+  std::copy(original.begin(), original.end(), slots);
+  return false;
+}
+
 int count_duplicates(const layer_view& v, const std::int32_t* slots) {
   int dups = 0;
   std::vector<std::int32_t> rank(idx(v.per_rank));

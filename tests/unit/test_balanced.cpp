@@ -155,6 +155,30 @@ TEST_CASE("local search: a re-split moves a replica between experts (hand-comput
   CHECK(detail::count_duplicates(v, s.slots().data()) == 0);
 }
 
+TEST_CASE("duplicate repair: swaps a second replica away without raising the max (hand-computed)") {
+  // w = [6, 2, 2, 2], 2 ranks x 3 slots, e0 twice (3 each). Start {e0, e0, e1} | {e2, e3, e1}:
+  // 3 + 3 + 1 = 7 | 2 + 2 + 1 = 5, rank 0 holds e0 twice. Swapping one e0 with e2 gives
+  // {e0, e2, e1} | {e0, e3, e1} = 3 + 2 + 1 = 6 | 3 + 2 + 1 = 6.
+  const std::vector<double> w = {6, 2, 2, 2};
+  const detail::layer_view v{w.data(), 4, 2, 3};
+  std::vector<std::int32_t> slots = {0, 0, 1, 2, 3, 1};
+  REQUIRE(detail::count_duplicates(v, slots.data()) == 1);
+  CHECK(detail::repair_duplicates(v, slots.data(), 2, 7.0));
+  CHECK(detail::count_duplicates(v, slots.data()) == 0);
+  std::vector<int> cnt;
+  std::vector<double> load;
+  CHECK(detail::max_rank_load(v, slots.data(), cnt, load) == 6);
+  CHECK(cnt == std::vector<int>{2, 2, 1, 1});
+  // Within blocks of one rank nothing can move: refused, slots unchanged.
+  std::vector<std::int32_t> stuck = {0, 0, 1, 2, 3, 1};
+  CHECK_FALSE(detail::repair_duplicates(v, stuck.data(), 1, 7.0));
+  CHECK(stuck == std::vector<std::int32_t>{0, 0, 1, 2, 3, 1});
+  // A limit below every dup-free swap's max: refused as well.
+  stuck = {0, 0, 1, 2, 3, 1};
+  CHECK_FALSE(detail::repair_duplicates(v, stuck.data(), 2, 5.5));
+  CHECK(stuck == std::vector<std::int32_t>{0, 0, 1, 2, 3, 1});
+}
+
 TEST_CASE("simple lower bound: mean and D'Hondt with counts capped at the ranks") {
   // w = [30, 0, 0], M = 3, k = 2: W / M = 10; expert 0 may take at most 3 replicas (no
   // duplicates on 3 ranks), 30 / 3 = 10.
