@@ -5,7 +5,7 @@
 // layers where balanced is worse than deepseek, ranks holding duplicate replicas, and the
 // migration figures for --previous.
 //
-// Usage: eplb-bench-policy [--shared DIR] [--repeat N] [--quick]
+// Usage: eplb-bench-policy [--shared DIR] [--repeat N] [--quick] [--model NAME] [--ep N]
 
 #include <fmt/core.h>
 
@@ -105,10 +105,14 @@ int main(int argc, char** argv) {
   std::string shared = EPLB_SHARED_DIR;
   int repeat = 5;
   bool quick = false;
+  std::string only_model;
+  int only_ep = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
     else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) only_model = argv[++i];
+    else if (!std::strcmp(argv[i], "--ep") && i + 1 < argc) only_ep = std::atoi(argv[++i]);
   }
   std::vector<model_input> models;
   const char* files[][2] = {{"qwen3-235b", "qwen3_235b_a22b_counts.json"},
@@ -128,8 +132,10 @@ int main(int argc, char** argv) {
              "balanced imb | bound | deepseek gap | balanced gap | layers worse | dup ranks ds/bal |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& m : models) {
+    if (!only_model.empty() && m.name != only_model) continue;
     const int L = static_cast<int>(m.w.rows()), E = static_cast<int>(m.w.cols());
     for (int ep : {8, 16, 32, 64}) {
+      if (only_ep > 0 && ep != only_ep) continue;
       for (int r : {0, 16, 32, 64, 128}) {
         if ((E + r) % ep != 0) continue;
         if (quick && !(ep == 64 || ep == 8)) continue;

@@ -75,10 +75,52 @@ void remove_stale_temps(const std::string& dir, const std::string& base) {
   ::closedir(d);
 }
 
+// Writes straight into an existing device or pipe (e.g. /dev/stdout), which cannot be replaced.
+status write_in_place(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(path, "cannot open");
+  const char* data = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      error e = io_error(path, "cannot write");
+      ::close(fd);
+      return e;
+    }
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  return status::success();
+}
+
 }  // namespace
 
-status write_file_atomic(const std::string& path, const std::string& content) {
-  if (path.empty()) return make_error(errc::invalid_argument, position{}, "output", "empty path");
+status write_file_atomic(const std::string& requested, const std::string& content) {
+  if (requested.empty()) {
+    return make_error(errc::invalid_argument, position{}, "output", "empty path");
+  }
+  // A symlink is written through, as cp and editors do: its target is replaced atomically and
+  // the link stays a link (renaming over the link itself would turn it into a regular file).
+  std::string path = requested;
+  struct stat lst {};
+  if (::lstat(requested.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    char* real = ::realpath(requested.c_str(), nullptr);
+    if (real != nullptr) {
+      path = real;
+      std::free(real);
+    }
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) {
+      errno = EISDIR;
+      return io_error(requested, "cannot write");
+    }
+    return write_in_place(path, content);
+  }
   const std::string dir = directory_of(path);
   const std::string base = path.substr(path.find_last_of('/') == std::string::npos
                                            ? 0

@@ -116,5 +116,18 @@ expect_contains "$work/perr" "--previous" "previous error names the flag"
 "$gen" --stats "$sample" --ep 8 --redundant 8 --policy deepseek -o "$work/ds.jsonl" 2>"$work/dserr" || bad "deepseek failed"
 expect_contains "$work/dserr" "policy:   deepseek" "deepseek policy line"
 
+# 11. Output through a symlink replaces the link's target and keeps the link; a device such as
+# /dev/stdout is written in place (it cannot be renamed over).
+mkdir -p "$work/deploy"
+echo old >"$work/deploy/v1.jsonl"
+ln -s v1.jsonl "$work/deploy/current.jsonl"
+"$gen" --stats "$sample" --ep 8 --redundant 8 -q -o "$work/deploy/current.jsonl" || bad "symlink run failed"
+[ -L "$work/deploy/current.jsonl" ] && ok || bad "the symlink was replaced by a file"
+cmp -s "$work/deploy/v1.jsonl" "$work/m.jsonl" && ok || bad "the symlink's target does not hold the mapping"
+"$gen" --stats "$sample" --ep 8 --redundant 8 -q -o /dev/stdout >"$work/stdout.jsonl" || bad "/dev/stdout run failed"
+cmp -s "$work/stdout.jsonl" "$work/m.jsonl" && ok || bad "-o /dev/stdout did not print the mapping"
+if "$gen" --stats "$sample" --ep 8 --redundant 8 -q -o "$work/deploy" 2>"$work/direrr"; then
+  bad "a directory as output succeeded"; else expect_contains "$work/direrr" "deploy: cannot write: Is a directory" "directory output"; fi
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]
