@@ -5,7 +5,8 @@
 // layers where balanced is worse than deepseek, ranks holding duplicate replicas, and the
 // migration figures for --previous.
 //
-// Usage: eplb-bench-policy [--shared DIR] [--repeat N] [--quick] [--model NAME] [--ep N]
+// Usage: eplb-bench-policy [--shared DIR] [--repeat N] [--quick] [--model NAME] [--ep N] [--nodes N]
+// (nodes default: EP / 8, one node per 8 ranks)
 
 #include <fmt/core.h>
 
@@ -107,12 +108,14 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string only_model;
   int only_ep = 0;
+  int fixed_nodes = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
     else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) only_model = argv[++i];
     else if (!std::strcmp(argv[i], "--ep") && i + 1 < argc) only_ep = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--nodes") && i + 1 < argc) fixed_nodes = std::atoi(argv[++i]);
   }
   std::vector<model_input> models;
   const char* files[][2] = {{"qwen3-235b", "qwen3_235b_a22b_counts.json"},
@@ -139,7 +142,7 @@ int main(int argc, char** argv) {
       for (int r : {0, 16, 32, 64, 128}) {
         if ((E + r) % ep != 0) continue;
         if (quick && !(ep == 64 || ep == 8)) continue;
-        const int nodes = std::max(1, ep / 8);
+        const int nodes = fixed_nodes > 0 ? fixed_nodes : std::max(1, ep / 8);
         topology t{L, E, E + r, ep, nodes, m.groups};
         if (!validate_topology(t).ok()) continue;
         policy_options ds_opt, bal_opt;

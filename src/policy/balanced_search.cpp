@@ -1085,7 +1085,8 @@ double layer_planner::plan(const layer_view& v, std::int32_t* out) {
       std::copy(search_.slots().begin(), search_.slots().end(), out);
     }
   }
-  ruin_and_recreate(v, out, best);
+  // At the lower bound nothing can improve: skip the large-neighbourhood search.
+  if (best > lb * (1 + min_gain)) ruin_and_recreate(v, out, best);
   return best;
 }
 

@@ -151,7 +151,10 @@ TEST_CASE("plan_per_step searches when the hold-out confirms it, and is determin
     const std::vector<std::int32_t> p2l = {0, 1, 2, 3, 0, 1, 2, 3};
     const std::int64_t a[4] = {30, 5, 5, 20}, b[4] = {5, 25, 25, 2};
     for (int s = 0; s < steps; ++s) {
-      for (int i = 0; i < 8; ++i) load[static_cast<std::size_t>(i)] = (s % 2 ? b : a)[i % 4];
+      // Through a pointer: GCC 12 with -fsanitize=address,undefined at -O2 miscompiled
+      // `(s % 2 ? b : a)[i % 4]` (an array-typed conditional) into wrong loads.
+      const std::int64_t* src = s % 2 ? b : a;
+      for (int i = 0; i < 8; ++i) load[static_cast<std::size_t>(i)] = src[i % 4];
       stats_record r;
       r.step = s;
       r.num_layers = 2;
