@@ -10,7 +10,7 @@ targets=(vllm_reader sglang matrix_json matrix_csv safetensors loader cli_args)
 # Build all first (one cmake --build), so the parallel runs below do not race on the build tree.
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEPLB_BUILD_FUZZ=ON -DEPLB_BUILD_TESTS=OFF -DEPLB_BUILD_APPS=OFF -DEPLB_BUILD_BENCH=OFF \
-  -DEPLB_BUILD_EXAMPLES=OFF -DEPLB_INSTALL=OFF >/dev/null
+  -DEPLB_BUILD_EXAMPLES=OFF -DEPLB_INSTALL=OFF -DEPLB_ENABLE_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)"
 status=0
 run_pair() {

@@ -26,7 +26,7 @@ fi
 if [[ -z ${EPLB_FUZZ_NO_BUILD:-} && ! -f $build/build.ninja ]]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DEPLB_BUILD_FUZZ=ON -DEPLB_BUILD_TESTS=OFF -DEPLB_BUILD_APPS=OFF -DEPLB_BUILD_BENCH=OFF \
-    -DEPLB_BUILD_EXAMPLES=OFF -DEPLB_INSTALL=OFF >/dev/null
+    -DEPLB_BUILD_EXAMPLES=OFF -DEPLB_INSTALL=OFF -DEPLB_ENABLE_CUDA=OFF >/dev/null
 fi
 if [[ -z ${EPLB_FUZZ_NO_BUILD:-} ]]; then
   cmake --build "$build" --target "fuzz_$target" -j"$(nproc)" >/dev/null
