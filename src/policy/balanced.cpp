@@ -149,23 +149,34 @@ bool assign_nodes(const layer_view& v, int nodes, int group_size, std::vector<in
 double plan_grouped(layer_planner& planner, const layer_view& v, int nodes,
                     const std::vector<int>& expert_node, std::int32_t* out) {
   const int rpn = v.ranks / nodes, spn = v.slots() / nodes;
-  std::vector<int> ids;
-  std::vector<double> w;
+  std::vector<std::vector<int>> ids(static_cast<std::size_t>(nodes));
+  std::vector<std::vector<double>> w(static_cast<std::size_t>(nodes));
+  for (int e = 0; e < v.experts; ++e) {
+    const auto n = static_cast<std::size_t>(expert_node[static_cast<std::size_t>(e)]);
+    ids[n].push_back(e);
+    w[n].push_back(v.w[e]);
+  }
   std::vector<std::int32_t> local(static_cast<std::size_t>(spn));
-  for (int n = 0; n < nodes; ++n) {
-    ids.clear();
-    w.clear();
-    for (int e = 0; e < v.experts; ++e) {
-      if (expert_node[static_cast<std::size_t>(e)] == n) {
-        ids.push_back(e);
-        w.push_back(v.w[e]);
-      }
-    }
-    const layer_view sub{w.data(), static_cast<int>(ids.size()), rpn, v.per_rank};
-    planner.plan(sub, local.data());
+  std::vector<double> node_max(static_cast<std::size_t>(nodes));
+  std::vector<char> refined(static_cast<std::size_t>(nodes), 0);
+  auto plan_node = [&](int n, bool refine) {
+    const auto un = static_cast<std::size_t>(n);
+    const layer_view sub{w[un].data(), static_cast<int>(ids[un].size()), rpn, v.per_rank};
+    node_max[un] = planner.plan(sub, local.data(), refine);
     for (int j = 0; j < spn; ++j) {
-      out[static_cast<std::size_t>(n) * spn + j] = ids[static_cast<std::size_t>(local[j])];
+      out[static_cast<std::size_t>(n) * spn + j] = ids[un][static_cast<std::size_t>(local[j])];
     }
+  };
+  // Only the busiest node sets the layer's max: every node gets the quick plan, then the full
+  // search goes to the busiest node until the busiest one has had it (usually one or two nodes
+  // instead of all).
+  for (int n = 0; n < nodes; ++n) plan_node(n, false);
+  for (;;) {
+    const auto top = static_cast<std::size_t>(
+        std::max_element(node_max.begin(), node_max.end()) - node_max.begin());
+    if (refined[top] != 0) break;
+    refined[top] = 1;
+    plan_node(static_cast<int>(top), true);
   }
   std::vector<int> cnt;
   std::vector<double> load;

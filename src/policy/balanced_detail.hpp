@@ -159,8 +159,9 @@ class layer_planner {
  public:
   explicit layer_planner(planner_config config = {}) : config_(config) {}
   /// Writes a duplicate-free assignment of P slots to `out` and returns its max rank load
-  /// (max_rank_load of `out`). Requires 1 <= k <= E.
-  double plan(const layer_view& v, std::int32_t* out);
+  /// (max_rank_load of `out`). Requires 1 <= k <= E. `refine` false skips the
+  /// ruin-and-recreate phase (a cheaper, usually slightly worse plan).
+  double plan(const layer_view& v, std::int32_t* out, bool refine = true);
 
   /// Migration repair: from `start` (an assignment of layer `v`), repeatedly empties the most
   /// loaded rank, the least loaded one and a random one, refills them with the construction's

@@ -1035,7 +1035,7 @@ double layer_planner::dhondt_lpt(const layer_view& v, std::int32_t* out) {
   return *std::max_element(load_.begin(), load_.end());
 }
 
-double layer_planner::plan(const layer_view& v, std::int32_t* out) {
+double layer_planner::plan(const layer_view& v, std::int32_t* out, bool refine) {
   const int E = v.experts, P = v.slots();
   order_.resize(idx(E));
   for (int e = 0; e < E; ++e) order_[idx(e)] = e;
@@ -1086,7 +1086,7 @@ double layer_planner::plan(const layer_view& v, std::int32_t* out) {
     }
   }
   // At the lower bound nothing can improve: skip the large-neighbourhood search.
-  if (best > lb * (1 + min_gain)) ruin_and_recreate(v, out, best);
+  if (refine && best > lb * (1 + min_gain)) ruin_and_recreate(v, out, best);
   return best;
 }
 
