@@ -210,6 +210,11 @@ error topology_error(const std::string& field, const std::string& what) {
 // one node (less cross-node traffic), and large enough to absorb search noise.
 constexpr double grouping_tolerance = 0.005;
 
+// Ruin-and-recreate rounds for a layer where deepseek beat the plan: its layout, with duplicate
+// replicas moved away, is searched further (rare, so it may cost more than a plan). Rounds are
+// cheap at few slots per rank, where they also pay off most.
+int deepseek_seed_iterations(int k) { return k <= 4 ? 400 : 48; }
+
 // With a previous placement, a layer may end this fraction above its from-scratch max rank load
 // when that saves moved slots.
 constexpr double migration_tolerance = 0.001;
@@ -346,6 +351,7 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
     detail::layer_planner planner;
     detail::local_search search;
     std::vector<int> cnt, expert_node;
+    std::vector<std::int32_t> scratch;
     std::vector<double> load;
   };
   std::vector<worker_state> state(static_cast<std::size_t>(workers));
@@ -359,8 +365,18 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
     // A layer keeps deepseek's placement only when it is strictly better.
     auto keep_better = [&](std::int32_t* row, double mine, double& out_max, char& fell_back) {
       if (ds_max[ul] < mine) {
+        // deepseek did better here. Its placement may stack replicas of one expert on a rank:
+        // take its layout as a start, move the duplicates away and search on; keep that when it
+        // is no worse than deepseek, else deepseek's own (duplicates swapped apart if possible).
+        ws.scratch.resize(static_cast<std::size_t>(P));
+        const double m = ws.planner.improve_from(v, ds_row, deepseek_seed_iterations(k),
+                                                 ws.scratch.data());
+        if (m <= ds_max[ul]) {
+          std::copy(ws.scratch.begin(), ws.scratch.end(), row);
+          out_max = m;
+          return;
+        }
         std::copy(ds_row, ds_row + P, row);
-        // deepseek may stack replicas of one expert on a rank: undo that where the max allows.
         detail::repair_duplicates(v, row, M, ds_max[ul]);
         out_max = ds_max[ul];
         fell_back = 1;

@@ -144,6 +144,7 @@ struct planner_config {
   int lns_iterations_mid_k = 12;     // ... when 5 <= k <= 8
   int lns_iterations = 0;           // ... when k > 8 (whole ranks are too large to ruin)
   int lns_ranks = 3;                // random ranks ruined with the most loaded one
+  int lns_ranks_mid_k = 6;          // ... when 5 <= k <= 8
   int lns_steps = 16;               // local search steps a recreated candidate gets to win
   bool lns_quick_resplit = false;   // whether those steps may re-split replicas
 };
@@ -171,6 +172,12 @@ class layer_planner {
   void repair(const layer_view& v, const std::int32_t* previous, const std::int32_t* start,
               double target, int budget, int iterations, std::int32_t* out);
 
+  /// Starts from `start` (which may hold duplicate replicas): moves the duplicates away, then
+  /// local search and `iterations` ruin-and-recreate rounds. Writes the result to `out` and
+  /// returns its max rank load, or +inf (out unchanged) when a duplicate cannot be removed.
+  double improve_from(const layer_view& v, const std::int32_t* start, int iterations,
+                      std::int32_t* out);
+
  private:
   double construct(const layer_view& v, double target, std::int32_t* out);
   // Orders extra-replica candidates: smaller next replica, then fewer replicas, then index.
@@ -188,7 +195,9 @@ class layer_planner {
   }
   double recreate(const layer_view& v, double target, std::int32_t* out,
                   const std::vector<int>& insert);
-  void ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max);
+  void ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max,
+                         int iterations = -1);
+  void sort_experts(const layer_view& v);
   double dhondt_lpt(const layer_view& v, std::int32_t* out);
 
   planner_config config_;

@@ -929,7 +929,8 @@ void layer_planner::repair(const layer_view& v, const std::int32_t* previous,
   std::copy(cur.begin(), cur.end(), out);
 }
 
-void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max) {
+void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, double& best_max,
+                                      int iterations_override) {
   // Large-neighbourhood search: remove every replica of the experts on the most loaded rank
   // and on a few random ranks, re-insert them with the construction's rule under a target just
   // below the best max, then local search; keep the result only when it is better.
@@ -947,9 +948,12 @@ void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, d
   std::vector<int> cnt;
   std::vector<std::uint8_t> removed(idx(E));
   std::vector<int> insert;
-  const int iterations = k <= 4   ? config_.lns_iterations_small_k
-                         : k <= 8 ? config_.lns_iterations_mid_k
-                                  : config_.lns_iterations;
+  const int iterations = iterations_override >= 0 ? iterations_override
+                         : k <= 4                ? config_.lns_iterations_small_k
+                         : k <= 8                ? config_.lns_iterations_mid_k
+                                                 : config_.lns_iterations;
+  // Mid-sized ranks gain from a wider ruin (measured on the Qwen counts); small ones do not.
+  const int ruin_ranks = k >= 5 && k <= 8 ? config_.lns_ranks_mid_k : config_.lns_ranks;
   for (int it = 0; it < iterations; ++it) {
     max_rank_load(v, best, cnt, rank_load);
     int top = 0;
@@ -961,7 +965,7 @@ void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, d
       for (int j = 0; j < k; ++j) removed[idx(best[idx(r) * idx(k) + idx(j)])] = 1;
     };
     take_rank(top);
-    for (int j = 0; j < config_.lns_ranks; ++j) take_rank(static_cast<int>(next() % idx(M)));
+    for (int j = 0; j < ruin_ranks; ++j) take_rank(static_cast<int>(next() % idx(M)));
     std::copy(best, best + P, cand_.begin());
     for (int p = 0; p < P; ++p) {
       if (removed[idx(cand_[idx(p)])] != 0) cand_[idx(p)] = -1;
@@ -1035,12 +1039,58 @@ double layer_planner::dhondt_lpt(const layer_view& v, std::int32_t* out) {
   return *std::max_element(load_.begin(), load_.end());
 }
 
-double layer_planner::plan(const layer_view& v, std::int32_t* out, bool refine) {
-  const int E = v.experts, P = v.slots();
-  order_.resize(idx(E));
-  for (int e = 0; e < E; ++e) order_[idx(e)] = e;
+void layer_planner::sort_experts(const layer_view& v) {
+  order_.resize(idx(v.experts));
+  for (int e = 0; e < v.experts; ++e) order_[idx(e)] = e;
   std::sort(order_.begin(), order_.end(),
             [&](int a, int b) { return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b); });
+}
+
+double layer_planner::improve_from(const layer_view& v, const std::int32_t* start, int iterations,
+                                   std::int32_t* out) {
+  const int P = v.slots(), k = v.per_rank, E = v.experts;
+  sort_experts(v);
+  search_.reset(v, start);
+  if (search_.remove_duplicates(-1) != 0) {
+    // Some expert has more replicas than swaps can spread (more than M, or no partner left):
+    // give each remaining second replica to the absent expert whose next replica is largest.
+    cand_.assign(search_.slots().begin(), search_.slots().end());
+    cnt_.assign(idx(E), 0);
+    for (int p = 0; p < P; ++p) ++cnt_[idx(cand_[idx(p)])];
+    std::vector<std::uint8_t> on_rank(idx(E));
+    for (int r = 0; r < v.ranks; ++r) {
+      std::fill(on_rank.begin(), on_rank.end(), 0);
+      for (int i = 0; i < k; ++i) {
+        const auto p = idx(r) * idx(k) + idx(i);
+        const int e = cand_[p];
+        if (on_rank[idx(e)] == 0) {
+          on_rank[idx(e)] = 1;
+          continue;
+        }
+        int b = -1;
+        for (int f = 0; f < E; ++f) {
+          if (on_rank[idx(f)] != 0 || cnt_[idx(f)] >= v.ranks) continue;
+          if (b < 0 || v.w[f] / (cnt_[idx(f)] + 1) > v.w[b] / (cnt_[idx(b)] + 1)) b = f;
+        }
+        if (b < 0) return inf;  // k > E: no duplicate-free layout exists
+        --cnt_[idx(e)];
+        ++cnt_[idx(b)];
+        cand_[p] = b;
+        on_rank[idx(b)] = 1;
+      }
+    }
+    search_.reset(v, cand_.data());
+  }
+  search_.improve(0.0, -1, config_.max_steps_per_slot * P + 64);
+  std::copy(search_.slots().begin(), search_.slots().end(), out);
+  double best = max_rank_load(v, out, exact_cnt_, exact_load_);
+  ruin_and_recreate(v, out, best, iterations);
+  return best;
+}
+
+double layer_planner::plan(const layer_view& v, std::int32_t* out, bool refine) {
+  const int P = v.slots();
+  sort_experts(v);
   const double lb = simple_lower_bound(v);
 
   // Candidates: (max load, assignment); keep the best `search_starts` distinct ones.
