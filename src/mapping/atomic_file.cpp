@@ -75,22 +75,30 @@ void remove_stale_temps(const std::string& dir, const std::string& base) {
   ::closedir(d);
 }
 
-// Writes straight into an existing device or pipe (e.g. /dev/stdout), which cannot be replaced.
-status write_in_place(const std::string& path, const std::string& content) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return io_error(path, "cannot open");
+// Writes all of `content` to `fd`; false with errno set on failure.
+bool write_all(int fd, const std::string& content) {
   const char* data = content.data();
   std::size_t left = content.size();
   while (left > 0) {
     const ssize_t n = ::write(fd, data, left);
     if (n < 0) {
       if (errno == EINTR) continue;
-      error e = io_error(path, "cannot write");
-      ::close(fd);
-      return e;
+      return false;
     }
     data += n;
     left -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Writes straight into an existing device or pipe (e.g. /dev/stdout), which cannot be replaced.
+status write_in_place(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(path, "cannot open");
+  if (!write_all(fd, content)) {
+    error e = io_error(path, "cannot write");
+    ::close(fd);
+    return e;
   }
   ::close(fd);
   return status::success();
@@ -138,19 +146,11 @@ status write_file_atomic(const std::string& requested, const std::string& conten
     if (::flock(fd, LOCK_EX) == 0 && ::fstat(fd, &st) == 0 && st.st_nlink > 0) break;
     ::close(fd);
   }
-  const char* data = content.data();
-  std::size_t left = content.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      error e = io_error(path, "cannot write");
-      ::close(fd);
-      ::unlink(tmpl.c_str());
-      return e;
-    }
-    data += n;
-    left -= static_cast<std::size_t>(n);
+  if (!write_all(fd, content)) {
+    error e = io_error(path, "cannot write");
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    return e;
   }
   // Temporary files from mkstemp are 0600; a mapping is shared with the serving processes.
   ::fchmod(fd, 0644);
