@@ -5,8 +5,8 @@
 // layers where balanced is worse than deepseek, ranks holding duplicate replicas, and the
 // migration figures for --previous.
 //
-// Usage: eplb-bench-policy [--shared DIR] [--repeat N] [--quick] [--model NAME] [--ep N] [--nodes N]
-// (nodes default: EP / 8, one node per 8 ranks)
+// Usage: eplb-bench-policy [--shared DIR] [--repeat N] [--quick] [--model NAME] [--ep N] [--nodes
+// N] (nodes default: EP / 8, one node per 8 ranks)
 
 #include <fmt/core.h>
 
@@ -110,12 +110,18 @@ int main(int argc, char** argv) {
   int only_ep = 0;
   int fixed_nodes = 0;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
-    else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) only_model = argv[++i];
-    else if (!std::strcmp(argv[i], "--ep") && i + 1 < argc) only_ep = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--nodes") && i + 1 < argc) fixed_nodes = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--shared") && i + 1 < argc)
+      shared = argv[++i];
+    else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc)
+      repeat = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc)
+      only_model = argv[++i];
+    else if (!std::strcmp(argv[i], "--ep") && i + 1 < argc)
+      only_ep = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--nodes") && i + 1 < argc)
+      fixed_nodes = std::atoi(argv[++i]);
   }
   std::vector<model_input> models;
   const char* files[][2] = {{"qwen3-235b", "qwen3_235b_a22b_counts.json"},
@@ -131,8 +137,10 @@ int main(int argc, char** argv) {
   }
   models.push_back({"dsv3-synth", synthetic_dsv3(), 8});
 
-  fmt::print("| model | EP | R | k | nodes | deepseek ms | balanced ms | balanced/deepseek time | deepseek imb | "
-             "balanced imb | bound | deepseek gap | balanced gap | layers worse | dup ranks ds/bal |\n");
+  fmt::print(
+      "| model | EP | R | k | nodes | deepseek ms | balanced ms | balanced/deepseek time | "
+      "deepseek imb | "
+      "balanced imb | bound | deepseek gap | balanced gap | layers worse | dup ranks ds/bal |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& m : models) {
     if (!only_model.empty() && m.name != only_model) continue;
@@ -166,16 +174,17 @@ int main(int argc, char** argv) {
         fmt::print(
             "| {} | {} | {} | {} | {} | {:.2f} | {:.2f} | {:.2f}x | {:.4f} | {:.4f} | {:.4f} | "
             "{:.2f}% | {:.2f}% | {} | {}/{} |\n",
-            m.name, ep, r, t.slots_per_rank(), nodes, ds_ms, bal_ms, bal_ms / ds_ms, mean_ratio(ids),
-            mean_ratio(ibal), mean_bound_ratio(*gbal, ibal), 100 * gds->mean_gap,
+            m.name, ep, r, t.slots_per_rank(), nodes, ds_ms, bal_ms, bal_ms / ds_ms,
+            mean_ratio(ids), mean_ratio(ibal), mean_bound_ratio(*gbal, ibal), 100 * gds->mean_gap,
             100 * gbal->mean_gap, worse, duplicate_ranks(*ds, t), duplicate_ranks(*bal, t));
       }
     }
   }
 
   // Migration: plan, drift the loads, re-plan from scratch vs from the previous mapping.
-  fmt::print("\n| model | EP | R | same-stats moves | drifted: scratch moves | scratch imb | "
-             "--previous moves | --previous imb | imb diff |\n|---|---|---|---|---|---|---|---|---|\n");
+  fmt::print(
+      "\n| model | EP | R | same-stats moves | drifted: scratch moves | scratch imb | "
+      "--previous moves | --previous imb | imb diff |\n|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& m : models) {
     const int L = static_cast<int>(m.w.rows()), E = static_cast<int>(m.w.cols());
     for (int ep : {8, 32}) {

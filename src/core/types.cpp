@@ -21,9 +21,12 @@ status validate_topology(const topology& t) {
         make_error(errc::limit_exceeded, none, field,
                    what + " exceeds the limit of " + std::to_string(limit) + " (docs/limits.md)"));
   };
-  if (t.num_layers <= 0) return bad("num_layers", "must be positive, got " + std::to_string(t.num_layers));
-  if (t.num_experts <= 0) return bad("num_experts", "must be positive, got " + std::to_string(t.num_experts));
-  if (t.num_ranks <= 0) return bad("--ep", "EP size must be positive, got " + std::to_string(t.num_ranks));
+  if (t.num_layers <= 0)
+    return bad("num_layers", "must be positive, got " + std::to_string(t.num_layers));
+  if (t.num_experts <= 0)
+    return bad("num_experts", "must be positive, got " + std::to_string(t.num_experts));
+  if (t.num_ranks <= 0)
+    return bad("--ep", "EP size must be positive, got " + std::to_string(t.num_ranks));
   // The limits come before any arithmetic on the counts, which then cannot overflow.
   if (t.num_layers > limits::max_layers) {
     return over("num_layers", std::to_string(t.num_layers), limits::max_layers);
@@ -61,14 +64,17 @@ status validate_topology(const topology& t) {
                    " (smallest valid: " +
                    std::to_string(smallest_valid_redundant(t.num_experts, t.num_ranks)) + ")");
   }
-  if (t.num_nodes <= 0) return bad("--nodes", "must be positive, got " + std::to_string(t.num_nodes));
-  if (t.num_groups <= 0) return bad("--groups", "must be positive, got " + std::to_string(t.num_groups));
+  if (t.num_nodes <= 0)
+    return bad("--nodes", "must be positive, got " + std::to_string(t.num_nodes));
+  if (t.num_groups <= 0)
+    return bad("--groups", "must be positive, got " + std::to_string(t.num_groups));
   if (t.num_ranks % t.num_nodes != 0) {
-    return bad("--nodes", "EP size " + std::to_string(t.num_ranks) + " must be divisible by --nodes " +
-                              std::to_string(t.num_nodes));
+    return bad("--nodes", "EP size " + std::to_string(t.num_ranks) +
+                              " must be divisible by --nodes " + std::to_string(t.num_nodes));
   }
   if (t.num_experts % t.num_groups != 0) {
-    return bad("--groups", std::to_string(t.num_experts) + " experts must be divisible by --groups " +
+    return bad("--groups", std::to_string(t.num_experts) +
+                               " experts must be divisible by --groups " +
                                std::to_string(t.num_groups));
   }
   return status::success();
@@ -88,13 +94,15 @@ placement identity_placement(const topology& t) {
 
 status validate_placement(const placement& p, const topology& t) {
   const position none{};
-  if (p.num_layers != t.num_layers || p.num_slots != t.num_slots || p.num_experts != t.num_experts ||
+  if (p.num_layers != t.num_layers || p.num_slots != t.num_slots ||
+      p.num_experts != t.num_experts ||
       p.physical_to_logical.size() != static_cast<std::size_t>(p.num_layers) * p.num_slots) {
     return make_error(errc::shape_mismatch, none, "placement",
                       "shape " + std::to_string(p.num_layers) + "x" + std::to_string(p.num_slots) +
-                          " (" + std::to_string(p.num_experts) + " experts) does not match topology " +
-                          std::to_string(t.num_layers) + "x" + std::to_string(t.num_slots) + " (" +
-                          std::to_string(t.num_experts) + " experts)");
+                          " (" + std::to_string(p.num_experts) +
+                          " experts) does not match topology " + std::to_string(t.num_layers) +
+                          "x" + std::to_string(t.num_slots) + " (" + std::to_string(t.num_experts) +
+                          " experts)");
   }
   std::vector<int> seen(static_cast<std::size_t>(t.num_experts));
   for (int l = 0; l < p.num_layers; ++l) {
@@ -102,7 +110,8 @@ status validate_placement(const placement& p, const topology& t) {
     for (int s = 0; s < p.num_slots; ++s) {
       const int e = p.at(l, s);
       if (e < 0 || e >= t.num_experts) {
-        return make_error(errc::out_of_range, none, "layer " + std::to_string(l) + " slot " + std::to_string(s),
+        return make_error(errc::out_of_range, none,
+                          "layer " + std::to_string(l) + " slot " + std::to_string(s),
                           "expert " + std::to_string(e) + " is outside [0, " +
                               std::to_string(t.num_experts) + ")");
       }

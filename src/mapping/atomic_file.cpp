@@ -130,9 +130,8 @@ status write_file_atomic(const std::string& requested, const std::string& conten
     return write_in_place(path, content);
   }
   const std::string dir = directory_of(path);
-  const std::string base = path.substr(path.find_last_of('/') == std::string::npos
-                                           ? 0
-                                           : path.find_last_of('/') + 1);
+  const std::string base =
+      path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
   std::string tmpl;
   int fd = -1;
   for (;;) {

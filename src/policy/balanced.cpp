@@ -172,8 +172,8 @@ double plan_grouped(layer_planner& planner, const layer_view& v, int nodes,
   // instead of all).
   for (int n = 0; n < nodes; ++n) plan_node(n, false);
   for (;;) {
-    const auto top = static_cast<std::size_t>(
-        std::max_element(node_max.begin(), node_max.end()) - node_max.begin());
+    const auto top = static_cast<std::size_t>(std::max_element(node_max.begin(), node_max.end()) -
+                                              node_max.begin());
     if (refined[top] != 0) break;
     refined[top] = 1;
     plan_node(static_cast<int>(top), true);
@@ -369,8 +369,8 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
         // take its layout as a start, move the duplicates away and search on; keep that when it
         // is no worse than deepseek, else deepseek's own (duplicates swapped apart if possible).
         ws.scratch.resize(static_cast<std::size_t>(P));
-        const double m = ws.planner.improve_from(v, ds_row, deepseek_seed_iterations(k),
-                                                 ws.scratch.data());
+        const double m =
+            ws.planner.improve_from(v, ds_row, deepseek_seed_iterations(k), ws.scratch.data());
         if (m <= ds_max[ul]) {
           std::copy(ws.scratch.begin(), ws.scratch.end(), row);
           out_max = m;
@@ -405,8 +405,10 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
           grouped_source[ul] = global_plan;
         } else {
           std::copy(ds_row, ds_row + P, row);
-          if (ds_info.hierarchical) detail::repair_duplicates(v, row, M / N, ds_max[ul]);
-          else detail::repair_duplicates(v, row, M, ds_max[ul]);
+          if (ds_info.hierarchical)
+            detail::repair_duplicates(v, row, M / N, ds_max[ul]);
+          else
+            detail::repair_duplicates(v, row, M, ds_max[ul]);
           grouped_max[ul] = ds_max[ul];
           grouped_source[ul] = deepseek;
         }

@@ -141,7 +141,7 @@ struct planner_config {
   int search_starts = 1;            // best constructions refined by local search
   int max_steps_per_slot = 8;       // local search step cap = this * P + 64
   int lns_iterations_small_k = 12;  // ruin-and-recreate iterations when k <= 4
-  int lns_iterations_mid_k = 12;     // ... when 5 <= k <= 8
+  int lns_iterations_mid_k = 12;    // ... when 5 <= k <= 8
   int lns_iterations = 0;           // ... when k > 8 (whole ranks are too large to ruin)
   int lns_ranks = 3;                // random ranks ruined with the most loaded one
   int lns_ranks_mid_k = 6;          // ... when 5 <= k <= 8

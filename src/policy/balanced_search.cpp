@@ -949,9 +949,9 @@ void layer_planner::ruin_and_recreate(const layer_view& v, std::int32_t* best, d
   std::vector<std::uint8_t> removed(idx(E));
   std::vector<int> insert;
   const int iterations = iterations_override >= 0 ? iterations_override
-                         : k <= 4                ? config_.lns_iterations_small_k
-                         : k <= 8                ? config_.lns_iterations_mid_k
-                                                 : config_.lns_iterations;
+                         : k <= 4                 ? config_.lns_iterations_small_k
+                         : k <= 8                 ? config_.lns_iterations_mid_k
+                                                  : config_.lns_iterations;
   // Mid-sized ranks gain from a wider ruin (measured on the Qwen counts); small ones do not.
   const int ruin_ranks = k >= 5 && k <= 8 ? config_.lns_ranks_mid_k : config_.lns_ranks;
   for (int it = 0; it < iterations; ++it) {

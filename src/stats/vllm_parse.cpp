@@ -49,9 +49,8 @@ bool looks_like_integer(std::string_view token) {
 // leaves the meaning of duplicates open, and which value would count is a guess.
 unsigned used_key_bit(std::string_view key) {
   static constexpr std::string_view keys[] = {
-      "record_type", "version",   "step",       "expert_load", "p2l_map",
-      "num_layers",  "num_ranks", "num_groups", "num_nodes",   "num_redundant_experts",
-      "model"};
+      "record_type", "version",    "step",      "expert_load",           "p2l_map", "num_layers",
+      "num_ranks",   "num_groups", "num_nodes", "num_redundant_experts", "model"};
   for (std::size_t i = 0; i < std::size(keys); ++i) {
     if (key == keys[i]) return 1u << i;
   }
@@ -161,8 +160,8 @@ std::optional<error> chunk_parser::line_json_error(const line_info& line,
   }
   // Only a record (an object) can be cut short; binary garbage is just invalid.
   const bool cut = !text.empty() && text.front() == '{' && text.back() != '}';
-  const error invalid =
-      make_error(errc::invalid_json, position{}, "", cat("invalid JSON: ", simdjson::error_message(e)));
+  const error invalid = make_error(errc::invalid_json, position{}, "",
+                                   cat("invalid JSON: ", simdjson::error_message(e)));
   if (!cut) return invalid;
   // Only whitespace may follow the last line of the file. Whether it is the last is known here
   // only in the file's last region; otherwise, when the rest of the region is blank, the apply
@@ -376,9 +375,9 @@ status chunk_parser::check_fields() {
                     shape_str(f.p2l_rows, f.p2l_cols), " (step ", f.step, ')'));
   }
   if (f.load_rows > static_cast<std::size_t>(limits::max_layers)) {
-    return fail(errc::limit_exceeded, "expert_load",
-                cat(f.load_rows, " layers exceed the limit of ", limits::max_layers,
-                    " (docs/limits.md)"));
+    return fail(
+        errc::limit_exceeded, "expert_load",
+        cat(f.load_rows, " layers exceed the limit of ", limits::max_layers, " (docs/limits.md)"));
   }
   if (f.load_cols > static_cast<std::size_t>(limits::max_slots)) {
     return fail(errc::limit_exceeded, "expert_load",

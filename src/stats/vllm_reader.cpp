@@ -273,10 +273,10 @@ class stats_reader {
           if (e.if_last >= 0) {
             // The message depends on whether anything but whitespace follows: decided by the
             // items after this one (the entry is the region's last).
-            pending_ = with_line(chunk.errors[static_cast<std::size_t>(e.error)],
-                                 record_.where.line);
-            pending_if_last_ = with_line(chunk.errors[static_cast<std::size_t>(e.if_last)],
-                                         record_.where.line);
+            pending_ =
+                with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
+            pending_if_last_ =
+                with_line(chunk.errors[static_cast<std::size_t>(e.if_last)], record_.where.line);
             return status::success();
           }
           return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
@@ -395,8 +395,8 @@ class stats_reader {
   std::optional<stats_meta> meta_;
   std::uint64_t file_stats_ = 0;
   bool file_has_selected_ = false;
-  std::uint64_t line_base_ = 0;  // lines of the file before the current region
-  std::optional<error> pending_;   // see apply_pending
+  std::uint64_t line_base_ = 0;   // lines of the file before the current region
+  std::optional<error> pending_;  // see apply_pending
   error pending_if_last_;
 
   // Across files: the shape fixed by the first selected record.
