@@ -20,11 +20,7 @@ class cpu_aggregator final : public aggregator {
 
   status on_record(const stats_record& record) override {
     if (!started_) {
-      if (record.num_layers < 1 || record.num_experts < 1) {
-        return make_error(
-            errc::invalid_value, record.where, "",
-            cat("record has ", record.num_layers, " layers and ", record.num_experts, " experts"));
-      }
+      if (auto st = detail::check_first_record(record); !st) return st;
       sums_ = load_matrix::Zero(record.num_layers, record.num_experts);
       started_ = true;
     }
@@ -34,10 +30,7 @@ class cpu_aggregator final : public aggregator {
   }
 
   result<load_matrix> finish() override {
-    if (records_ == 0) {
-      return make_error(errc::no_records, position{}, "",
-                        "no eplb_load_stats records were aggregated");
-    }
+    if (records_ == 0) return detail::no_records_error();
     load_matrix out = std::move(sums_);
     sums_ = load_matrix();
     started_ = false;
@@ -56,6 +49,23 @@ class cpu_aggregator final : public aggregator {
 };
 
 }  // namespace
+
+namespace detail {
+
+status check_first_record(const stats_record& record) {
+  if (record.num_layers < 1 || record.num_experts < 1) {
+    return make_error(
+        errc::invalid_value, record.where, "",
+        cat("record has ", record.num_layers, " layers and ", record.num_experts, " experts"));
+  }
+  return status::success();
+}
+
+error no_records_error() {
+  return make_error(errc::no_records, position{}, "", "no eplb_load_stats records were aggregated");
+}
+
+}  // namespace detail
 
 status fold_record(const stats_record& record, load_matrix& into) {
   if (record.num_layers != into.rows() || record.num_experts != into.cols()) {

@@ -53,10 +53,7 @@ class cuda_aggregator final : public aggregator {
   }
 
   result<load_matrix> finish() override {
-    if (records_ == 0) {
-      return make_error(errc::no_records, position{}, "",
-                        "no eplb_load_stats records were aggregated");
-    }
+    if (records_ == 0) return detail::no_records_error();
     if (!cpu_mode_) {
       if (auto st = switch_to_cpu(); !st) return st.err();
     }
@@ -70,11 +67,7 @@ class cuda_aggregator final : public aggregator {
 
  private:
   status start(const stats_record& record) {
-    if (record.num_layers < 1 || record.num_experts < 1) {
-      return make_error(
-          errc::invalid_value, record.where, "",
-          cat("record has ", record.num_layers, " layers and ", record.num_experts, " experts"));
-    }
+    if (auto st = detail::check_first_record(record); !st) return st;
     started_ = true;
     layers_ = record.num_layers;
     experts_ = record.num_experts;

@@ -8,6 +8,13 @@
 
 namespace eplb::detail {
 
+/// Checks the first record an aggregator sees (it sets the shape of the sums); invalid_value when
+/// it has no layers or no experts.
+status check_first_record(const stats_record& record);
+
+/// The error finish() returns when no record was aggregated (no_records).
+error no_records_error();
+
 /// The CPU aggregator; `info` is returned by its info().
 std::unique_ptr<aggregator> make_cpu_aggregator(std::string info);
 

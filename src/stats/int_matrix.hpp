@@ -4,6 +4,7 @@
 // false) on anything else, so callers fall back to simdjson's On-Demand path, which then reports
 // the precise error. simdjson still skips the value by its structural index afterwards.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -81,20 +82,54 @@ inline const char* skip_blanks(const char* p) noexcept {
   return p;
 }
 
+/// Where scan_int_matrix writes: `out` from index `at` through a raw pointer into the vector's
+/// full size, grown by doubling; nothing at all when !Store.
+template <class T, bool Store, class Out>
+struct int_store {
+  int_store(Out& o, std::size_t a) : out(o), at(a) {
+    if constexpr (Store) {
+      if (out.size() < at + 256) out.resize(at + 256);
+      rebase();
+    }
+  }
+  /// Makes room for `need` values from `at`.
+  void reserve(std::size_t need) {
+    if constexpr (Store) {
+      if (need > limit) {
+        out.resize(at + std::max(limit * 2, need));
+        rebase();
+      }
+    }
+  }
+  void rebase() {
+    base = out.data() + at;
+    limit = out.size() - at;
+  }
+  Out& out;
+  std::size_t at;
+  T* base = nullptr;
+  std::size_t limit = 0;
+};
+
+/// Counts a finished row of `n` values; false when its length differs from the first row's.
+inline bool close_row(std::size_t n, std::size_t& rows, std::size_t& cols) noexcept {
+  if (rows == 0) {
+    cols = n;
+  } else if (n != cols) {
+    return false;
+  }
+  ++rows;
+  return true;
+}
+
 /// The portable path of scan_int_matrix (below), one byte at a time.
 template <class T, bool Store, class Out, class Check>
 const char* scan_int_matrix_scalar(const char* p, Out& out, std::size_t at, std::size_t& rows,
                                    std::size_t& cols, Check check) {
   rows = 0;
   cols = 0;
-  // Write through a raw pointer into the vector's full size; grow by doubling.
-  T* base = nullptr;
-  std::size_t count = 0, limit = 0;
-  if constexpr (Store) {
-    if (out.size() < at + 256) out.resize(at + 256);
-    base = out.data() + at;
-    limit = out.size() - at;
-  }
+  int_store<T, Store, Out> store(out, at);
+  std::size_t count = 0;
   if (*p != '[') return nullptr;
   p = skip_blanks(p + 1);
   if (*p != '[') return nullptr;  // empty or not an array of arrays
@@ -107,12 +142,8 @@ const char* scan_int_matrix_scalar(const char* p, Out& out, std::size_t at, std:
       p = scan_int64(p, v);
       if (p == nullptr || !check(v)) return nullptr;
       if constexpr (Store) {
-        if (count == limit) {
-          out.resize(at + limit * 2);
-          base = out.data() + at;
-          limit = out.size() - at;
-        }
-        base[count] = static_cast<T>(v);
+        store.reserve(count + 1);
+        store.base[count] = static_cast<T>(v);
       }
       ++count;
       p = skip_blanks(p);
@@ -124,13 +155,7 @@ const char* scan_int_matrix_scalar(const char* p, Out& out, std::size_t at, std:
       ++p;
       break;
     }
-    const std::size_t n = count - row_start;
-    if (rows == 0) {
-      cols = n;
-    } else if (n != cols) {
-      return nullptr;
-    }
-    ++rows;
+    if (!close_row(count - row_start, rows, cols)) return nullptr;
     p = skip_blanks(p);
     if (*p == ']') return p + 1;
     if (*p != ',') return nullptr;
@@ -177,13 +202,8 @@ const char* scan_int_matrix_simd(const char* p, Out& out, std::size_t at, std::s
                                  std::size_t& cols, Check check) {
   rows = 0;
   cols = 0;
-  T* base = nullptr;
-  std::size_t count = 0, limit = 0, row_start = 0;
-  if constexpr (Store) {
-    if (out.size() < at + 256) out.resize(at + 256);
-    base = out.data() + at;
-    limit = out.size() - at;
-  }
+  int_store<T, Store, Out> store(out, at);
+  std::size_t count = 0, row_start = 0;
   if (*p != '[') return nullptr;
   p = skip_blanks(p + 1);
   if (*p != '[') return nullptr;
@@ -214,13 +234,7 @@ const char* scan_int_matrix_simd(const char* p, Out& out, std::size_t at, std::s
     }
     std::uint64_t s_bits = starts & window;
     std::uint64_t e_bits = after & (window | (std::uint64_t{1} << end));
-    if constexpr (Store) {
-      if (count + 64 > limit) {
-        out.resize(at + std::max(limit * 2, count + 64));
-        base = out.data() + at;
-        limit = out.size() - at;
-      }
-    }
+    store.reserve(count + 64);
     while (s_bits != 0) {
       const int s = __builtin_ctzll(s_bits);
       const int e = __builtin_ctzll(e_bits);
@@ -232,7 +246,7 @@ const char* scan_int_matrix_simd(const char* p, Out& out, std::size_t at, std::s
       if (n > 1 && (word & 0xFF) == '0') return nullptr;  // leading zero: not JSON
       const auto v = static_cast<std::int64_t>(digits_value(word, n));
       if (!check(v)) return nullptr;
-      if constexpr (Store) base[count] = static_cast<T>(v);
+      if constexpr (Store) store.base[count] = static_cast<T>(v);
       ++count;
     }
     // After the window's last number: its comma and the next number, or the end of the row.
@@ -242,13 +256,7 @@ const char* scan_int_matrix_simd(const char* p, Out& out, std::size_t at, std::s
       continue;
     }
     if (*p != ']') return nullptr;
-    const std::size_t n = count - row_start;
-    if (rows == 0) {
-      cols = n;
-    } else if (n != cols) {
-      return nullptr;
-    }
-    ++rows;
+    if (!close_row(count - row_start, rows, cols)) return nullptr;
     row_start = count;
     p = skip_blanks(p + 1);
     if (*p == ']') return p + 1;
