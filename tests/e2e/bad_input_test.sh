@@ -18,8 +18,7 @@ set -u
 gen=${EPLB_GEN:?}
 src=${EPLB_SOURCE_DIR:?}
 serving=${EPLB_SERVING:-}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cp -R "$src/tests/data/bad/." "$work/"
 cd "$work" || exit 1
 
@@ -47,9 +46,6 @@ awk 'BEGIN {
   for (i = 1; i < 65537; i++) printf ", 0";
   printf "]]}\n" }' >too_many_slots.jsonl
 
-failures=0
-passes=0
-bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 no_output() {  # case name: nothing written, not even a temporary file
   if [[ -e out.jsonl ]]; then bad "$1: out.jsonl was written"; return 1; fi
   if compgen -G '.out.jsonl.tmp.*' >/dev/null; then bad "$1: temporary file left"; return 1; fi

@@ -5,15 +5,7 @@
 set -u
 gen=${EPLB_GEN:?}
 src=${EPLB_SOURCE_DIR:?}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-expect_contains() {  # file, text, what
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not found in:"; cat "$1" >&2; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sample=$src/data/sample.jsonl
 

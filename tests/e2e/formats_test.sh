@@ -7,15 +7,7 @@ set -u
 gen=${EPLB_GEN:?}
 src=${EPLB_SOURCE_DIR:?}
 fx=$src/tests/data/formats
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-expect_contains() {  # file, text, what
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not found in:"; cat "$1" >&2; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 expect_fail() {  # what, stderr file, command...
   local what=$1 err=$2
   shift 2

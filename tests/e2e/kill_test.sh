@@ -9,17 +9,13 @@
 # Env: EPLB_GEN (the binary).
 set -u
 gen=${EPLB_GEN:?}
-work=$(mktemp -d)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mnt=""
 cleanup() {
   [[ -n $mnt ]] && umount "$mnt" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 temps() { compgen -G "$1/.m.jsonl.tmp.*" || true; }
 
 # A trace big enough that planning it takes most of a second: 58 layers x 256 experts

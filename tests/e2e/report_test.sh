@@ -7,15 +7,7 @@
 # the screenshot there).
 set -u
 gen=${EPLB_GEN:?}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-expect_contains() {  # file, text, what
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not found in $1:"; head -c 3000 "$1" >&2; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 number_of() {  # attribute value of <body> in a DOM dump
   sed -n "s/.*<body[^>]* $2=\"\\([0-9]*\\)\".*/\\1/p" "$1" | head -n 1
 }
