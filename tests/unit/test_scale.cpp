@@ -17,6 +17,7 @@
 #include "eplb/aggregate.hpp"
 #include "eplb/stats.hpp"
 #include "stats/int_matrix.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -157,25 +158,7 @@ eplb::stats_read_options opts(std::size_t chunk, int threads, bool fast = true) 
   return o;
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/eplb_scale_XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    const std::string full = (path / name).string();
-    std::ofstream out(full, std::ios::binary);
-    out << bytes;
-    return full;
-  }
-};
+using eplb::test::temp_dir;
 
 std::string gzip(const std::string& text, int level = 6) {
   z_stream zs{};

@@ -16,6 +16,7 @@
 
 #include "eplb/aggregate.hpp"
 #include "eplb/stats.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -143,26 +144,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// A scratch directory removed at the end of the test.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/eplb_stats_XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string full = path + "/" + name;
-    std::ofstream out(full, std::ios::binary);
-    out << text;
-    return full;
-  }
-};
+using eplb::test::temp_dir;
 
 }  // namespace
 
