@@ -386,8 +386,7 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
     };
     if (want_global) {
       std::int32_t* row = global.row(l);
-      ws.planner.plan(v, row);
-      const double m = detail::max_rank_load(v, row, ws.cnt, ws.load);
+      const double m = ws.planner.plan(v, row);  // max_rank_load of row
       keep_better(row, m, global_max[ul], global_fallback[ul]);
     }
     if (want_grouped) {
@@ -405,10 +404,8 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
           grouped_source[ul] = global_plan;
         } else {
           std::copy(ds_row, ds_row + P, row);
-          if (ds_info.hierarchical)
-            detail::repair_duplicates(v, row, M / N, ds_max[ul]);
-          else
-            detail::repair_duplicates(v, row, M, ds_max[ul]);
+          // Swaps stay inside a node when deepseek's layer is node-grouped.
+          detail::repair_duplicates(v, row, ds_info.hierarchical ? M / N : M, ds_max[ul]);
           grouped_max[ul] = ds_max[ul];
           grouped_source[ul] = deepseek;
         }
