@@ -107,6 +107,36 @@ bool key_is(const char* key, std::size_t len, std::string_view name) {
   return len == name.size() && std::memcmp(key, name.data(), len) == 0;
 }
 
+// The integer fields of a record type: their JSON key and where record_fields keeps them.
+struct int_key {
+  const char* name;
+  std::int64_t record_fields::*value;
+  bool record_fields::*present;
+};
+constexpr int_key meta_int_keys[] = {
+    {"version", &record_fields::version, &record_fields::has_version},
+    {"num_ranks", &record_fields::num_ranks, &record_fields::has_num_ranks},
+    {"num_groups", &record_fields::num_groups, &record_fields::has_num_groups},
+    {"num_nodes", &record_fields::num_nodes, &record_fields::has_num_nodes},
+    {"num_layers", &record_fields::num_layers, &record_fields::has_num_layers},
+    {"num_redundant_experts", &record_fields::redundant, &record_fields::has_redundant},
+};
+constexpr int_key stats_int_keys[] = {
+    {"step", &record_fields::step, &record_fields::has_step},
+    {"num_layers", &record_fields::num_layers, &record_fields::has_num_layers},
+    {"num_ranks", &record_fields::num_ranks, &record_fields::has_num_ranks},
+    {"version", &record_fields::version, &record_fields::has_version},
+};
+
+// Returns the entry of `keys` named `key`, or nullptr.
+template <std::size_t N>
+const int_key* find_int_key(const int_key (&keys)[N], std::string_view key) {
+  for (const int_key& k : keys) {
+    if (key == k.name) return &k;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 chunk_parser::chunk_parser(const stats_read_options& options, std::uint32_t id)
@@ -629,24 +659,9 @@ status chunk_parser::process_meta(ondemand::object& object) {
       if (auto st = check_duplicate(key, seen_keys); !st) return st;
       ondemand::value v = field.value();
       status st;
-      if (key == "version") {
-        st = read_int(v, "version", f.version);
-        f.has_version = true;
-      } else if (key == "num_ranks") {
-        st = read_int(v, "num_ranks", f.num_ranks);
-        f.has_num_ranks = true;
-      } else if (key == "num_groups") {
-        st = read_int(v, "num_groups", f.num_groups);
-        f.has_num_groups = true;
-      } else if (key == "num_nodes") {
-        st = read_int(v, "num_nodes", f.num_nodes);
-        f.has_num_nodes = true;
-      } else if (key == "num_layers") {
-        st = read_int(v, "num_layers", f.num_layers);
-        f.has_num_layers = true;
-      } else if (key == "num_redundant_experts") {
-        st = read_int(v, "num_redundant_experts", f.redundant);
-        f.has_redundant = true;
+      if (const int_key* k = find_int_key(meta_int_keys, key)) {
+        st = read_int(v, k->name, f.*(k->value));
+        f.*(k->present) = true;
       } else if (key == "model") {
         std::string_view model;
         st = read_string(v, "model", model);
@@ -767,18 +782,9 @@ status chunk_parser::process_stats(ondemand::object& object) {
       f.p2l_rows = p2l_rows_;
       f.p2l_cols = p2l_cols_;
       f.p2l_max = p2l_max_;
-    } else if (key == "step") {
-      f.has_step = true;
-      st = read_int(v, "step", f.step);
-    } else if (key == "num_layers") {
-      f.has_num_layers = true;
-      st = read_int(v, "num_layers", f.num_layers);
-    } else if (key == "num_ranks") {
-      f.has_num_ranks = true;
-      st = read_int(v, "num_ranks", f.num_ranks);
-    } else if (key == "version") {
-      f.has_version = true;
-      st = read_int(v, "version", f.version);
+    } else if (const int_key* k = find_int_key(stats_int_keys, key)) {
+      f.*(k->present) = true;
+      st = read_int(v, k->name, f.*(k->value));
     } else if (key == "record_type") {
       ondemand::raw_json_string raw;
       if (auto e = v.get_raw_json_string().get(raw)) return json_fail(e);
