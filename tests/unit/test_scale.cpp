@@ -117,37 +117,15 @@ trace make_trace(const trace_options& o) {
   return t;
 }
 
-struct outcome {
-  eplb::status st;
-  eplb::load_matrix sums;
-  eplb::stats_read_summary summary;
-};
+using outcome = eplb::test::read_outcome;
 
 outcome read_text(const std::string& text, eplb::stats_read_options options,
                   const std::string& name = "s.jsonl") {
-  outcome out;
-  auto agg = eplb::make_aggregator("cpu");
-  REQUIRE(agg.ok());
-  out.st = eplb::read_vllm_stats_text(text, name, options, **agg, &out.summary);
-  if (out.st.ok()) {
-    auto sums = (*agg)->finish();
-    REQUIRE(sums.ok());
-    out.sums = *sums;
-  }
-  return out;
+  return eplb::test::aggregate_stats_text(text, name, options);
 }
 
 outcome read_files(const std::vector<std::string>& files, eplb::stats_read_options options) {
-  outcome out;
-  auto agg = eplb::make_aggregator("cpu");
-  REQUIRE(agg.ok());
-  out.st = eplb::read_vllm_stats(files, options, **agg, &out.summary);
-  if (out.st.ok()) {
-    auto sums = (*agg)->finish();
-    REQUIRE(sums.ok());
-    out.sums = *sums;
-  }
-  return out;
+  return eplb::test::aggregate_stats_files(files, options);
 }
 
 eplb::stats_read_options opts(std::size_t chunk, int threads, bool fast = true) {

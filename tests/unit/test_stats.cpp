@@ -64,38 +64,16 @@ eplb::load_matrix mat(const std::vector<std::vector<std::int64_t>>& rows) {
   return m;
 }
 
-struct run_result {
-  eplb::status st;
-  eplb::load_matrix sums;
-  eplb::stats_read_summary summary;
-};
+using run_result = eplb::test::read_outcome;
 
 run_result aggregate_text(const std::string& text, const std::string& name = "t.jsonl",
                           eplb::stats_read_options options = {}) {
-  run_result out;
-  auto agg = eplb::make_aggregator("cpu");
-  REQUIRE(agg.ok());
-  out.st = eplb::read_vllm_stats_text(text, name, options, **agg, &out.summary);
-  if (out.st.ok()) {
-    auto sums = (*agg)->finish();
-    REQUIRE(sums.ok());
-    out.sums = *sums;
-  }
-  return out;
+  return eplb::test::aggregate_stats_text(text, name, options);
 }
 
 run_result aggregate_files(const std::vector<std::string>& files,
                            eplb::stats_read_options options = {}) {
-  run_result out;
-  auto agg = eplb::make_aggregator("cpu");
-  REQUIRE(agg.ok());
-  out.st = eplb::read_vllm_stats(files, options, **agg, &out.summary);
-  if (out.st.ok()) {
-    auto sums = (*agg)->finish();
-    REQUIRE(sums.ok());
-    out.sums = *sums;
-  }
-  return out;
+  return eplb::test::aggregate_stats_files(files, options);
 }
 
 // Reads the text and returns the status (the sink only counts).
