@@ -642,6 +642,20 @@ status chunk_parser::process_other(ondemand::object& object) {
   return status::success();
 }
 
+template <class Fn>
+status chunk_parser::for_each_field(ondemand::object& object, Fn&& fn) {
+  unsigned seen_keys = 0;
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto e = std::move(field_result).get(field)) return json_fail(e);
+    std::string_view key;
+    if (auto e = field.unescaped_key().get(key)) return json_fail(e);
+    if (auto st = check_duplicate(key, seen_keys); !st) return st;
+    if (auto st = fn(key, field.value()); !st) return st;
+  }
+  return status::success();
+}
+
 // Parses the meta record's fields into meta_scratch_. A field error is not returned but kept in
 // the entry: the checks of the record's place in the file (apply stage) come first.
 status chunk_parser::process_meta(ondemand::object& object) {
@@ -650,30 +664,27 @@ status chunk_parser::process_meta(ondemand::object& object) {
   meta = stats_meta{};
   meta.where = position{};  // set by the apply stage
   auto field_error = [&]() -> status {
-    unsigned seen_keys = 0;
-    for (auto field_result : object) {
-      ondemand::field field;
-      if (auto e = std::move(field_result).get(field)) return json_fail(e);
-      std::string_view key;
-      if (auto e = field.unescaped_key().get(key)) return json_fail(e);
-      if (auto st = check_duplicate(key, seen_keys); !st) return st;
-      ondemand::value v = field.value();
-      status st;
-      if (const int_key* k = find_int_key(meta_int_keys, key)) {
-        st = read_int(v, k->name, f.*(k->value));
-        f.*(k->present) = true;
-      } else if (key == "model") {
-        std::string_view model;
-        st = read_string(v, "model", model);
-        if (st) meta.model.assign(model);
-      } else if (key == "record_type") {
-        ondemand::raw_json_string raw;
-        if (auto e = v.get_raw_json_string().get(raw)) return json_fail(e);
-      } else if (auto e = check_value(v)) {
-        return json_fail(e);
-      }
-      if (!st) return st;
-    }
+    const status walked =
+        for_each_field(object, [&](std::string_view key, ondemand::value v) -> status {
+          if (const int_key* k = find_int_key(meta_int_keys, key)) {
+            f.*(k->present) = true;
+            return read_int(v, k->name, f.*(k->value));
+          }
+          if (key == "model") {
+            std::string_view model;
+            status st = read_string(v, "model", model);
+            if (st) meta.model.assign(model);
+            return st;
+          }
+          if (key == "record_type") {
+            ondemand::raw_json_string raw;
+            if (auto e = v.get_raw_json_string().get(raw)) return json_fail(e);
+          } else if (auto e = check_value(v)) {
+            return json_fail(e);
+          }
+          return status::success();
+        });
+    if (!walked) return walked;
     if (f.has_version && f.version != 1) {
       return fail(errc::invalid_value, "version", cat("expected 1, got ", f.version));
     }
@@ -720,14 +731,7 @@ status chunk_parser::process_meta(ondemand::object& object) {
 status chunk_parser::process_stats(ondemand::object& object) {
   record_fields& f = fields_;
   f = record_fields{};
-  unsigned seen_keys = 0;
-  for (auto field_result : object) {
-    ondemand::field field;
-    if (auto e = std::move(field_result).get(field)) return json_fail(e);
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return json_fail(e);
-    if (auto st = check_duplicate(key, seen_keys); !st) return st;
-    ondemand::value v = field.value();
+  return for_each_field(object, [&](std::string_view key, ondemand::value v) -> status {
     status st;
     if (key == "expert_load") {
       f.has_load = true;
@@ -795,9 +799,8 @@ status chunk_parser::process_stats(ondemand::object& object) {
       // integer matrices by the scanner, anything else by a full On-Demand walk.
       if (auto e = check_value(v)) return json_fail(e);
     }
-    if (!st) return st;
-  }
-  return status::success();
+    return st;
+  });
 }
 
 }  // namespace eplb::detail

@@ -139,6 +139,10 @@ class chunk_parser {
   status check_fields();
   // Fails when a key the reader uses appears a second time in the record.
   status check_duplicate(std::string_view key, unsigned& seen) const;
+  // Calls fn(key, value) on each field of `object` after the duplicate-key check; returns the
+  // first error, of the walk or of fn.
+  template <class Fn>
+  status for_each_field(simdjson::ondemand::object& object, Fn&& fn);
   void new_p2l_generation();
 
   const stats_read_options& options_;
