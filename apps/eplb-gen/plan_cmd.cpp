@@ -31,7 +31,7 @@ struct plan_flags {
   int max_moves = -1;
   std::string hierarchical = "auto";
   std::string device = "cpu";
-  std::string objective = "sum";
+  std::string objective;  // empty: the policy's default
   double split = 0;
   int ep = -1, redundant = -1, groups = -1, nodes = -1;
   int threads = 0;
@@ -73,13 +73,8 @@ void print_summary(const plan_outcome& o, bool per_layer) {
       }
     }
   }
-  if (o.objective.objective == "per-step") {
-    const objective_info& ob = o.objective;
-    fmt::print(stderr, "objective: per-step: {}\n",
-               ob.searched ? fmt::format("{} swaps; hold-out per-step imbalance {:.4f} -> {:.4f}",
-                                         ob.swaps, ob.holdout_sum, ob.holdout_search)
-                           : ob.note);
-  }
+  fmt::print(stderr, "objective: {}{}\n", o.info.objective,
+             o.info.step_note.empty() ? "" : ": " + o.info.step_note);
   if (per_layer) {
     fmt::print(stderr, "layer  before   after    gap to bound\n");
     for (std::size_t l = 0; l < o.after.layer_ratio.size(); ++l) {
@@ -87,7 +82,9 @@ void print_summary(const plan_outcome& o, bool per_layer) {
                  o.after.layer_ratio[l], 100 * o.gap.layer_gap[l]);
     }
   }
-  // Same lines and metric as vLLM's tools/eplb/generate_static_mapping.py, so figures compare.
+  // Same lines and metric as vLLM's tools/eplb/generate_static_mapping.py, so figures compare:
+  // the summed loads of the planning steps ("before" is vLLM's startup layout).
+  fmt::print(stderr, "planning steps, summed loads (in-sample):\n");
   fmt::print(stderr, "Imbalance before: {:.4f}x\n", o.before.overall);
   fmt::print(stderr, "Imbalance after:  {:.4f}x\n", o.after.overall);
   fmt::print(stderr,
@@ -95,6 +92,19 @@ void print_summary(const plan_outcome& o, bool per_layer) {
              "{})\n",
              100 * o.gap.overall_gap, 100 * o.gap.mean_gap, 100 * o.gap.worst_gap,
              o.gap.worst_layer);
+  // What the server will see: the plan's procedure judged step by step on steps it did not plan
+  // on, beside vLLM's policy on the same steps.
+  const heldout_estimate& h = o.info.heldout;
+  if (h.available) {
+    fmt::print(stderr,
+               "Held-out per-step imbalance: {:.4f} (vLLM's policy {:.4f}); p99 {:.4f} ({:.4f})\n"
+               "  estimate: planned on the first {} train records, judged on {} sampled steps of "
+               "the last {}\n",
+               h.plan, h.deepseek, h.plan_p99, h.deepseek_p99, h.fit_records,
+               h.validation_samples, h.validation_records);
+  } else if (!h.note.empty()) {
+    fmt::print(stderr, "Held-out per-step imbalance: not estimated ({})\n", h.note);
+  }
 }
 
 }  // namespace
@@ -111,8 +121,8 @@ runner add_plan(CLI::App& app) {
                  "Plan on the first FRACTION of the selected steps (e.g. 0.7) and hold the rest "
                  "out for `eval --split` (reads the stats once more to count the steps)");
   app.add_option("--objective", f->objective,
-                 "sum: balance the summed loads; per-step: balance the steps themselves (slower)")
-      ->capture_default_str();
+                 "per-step: plan for the steps themselves (default for balanced with per-step "
+                 "records); sum: balance the summed loads (default for deepseek)");
   app.add_option("--skip-layers", f->skip_layers,
                  "SGLang and matrix stats: leading dense rows to drop");
   const auto out = add_output_flags(app);
@@ -162,9 +172,11 @@ runner add_plan(CLI::App& app) {
                    *sp->held_out.last, sp->held_out_records);
       }
     }
-    auto objective = parse_objective(f->objective);
-    if (!objective) return fail(objective.message());
-    req.objective = *objective;
+    if (!f->objective.empty()) {
+      auto objective = parse_objective(f->objective);
+      if (!objective) return fail(objective.message());
+      req.objective = *objective;
+    }
     req.device = f->device;
     req.ep = flag(f->ep);
     req.redundant = flag(f->redundant);

@@ -43,6 +43,9 @@ runner add_synth(CLI::App& app) {
   app.add_option("--burst-prob", f->opt.burst_prob, "Chance per step and layer of a burst")->capture_default_str();
   app.add_option("--burst-factor", f->opt.burst_factor, "Weight multiplier in a burst")->capture_default_str();
   app.add_option("--burst-steps", f->opt.burst_steps, "Length of a burst")->capture_default_str();
+  app.add_option("--regime-steps", f->opt.regime_steps,
+                 "Alternate two workload mixes (other experts hot) in blocks of N steps (0: one)")
+      ->capture_default_str();
   app.add_option("--model", f->opt.model, "Model name written in the records")->capture_default_str();
   app.add_option("--ep", f->ep, "EP size of the recording server")->capture_default_str();
   app.add_option("--redundant", f->redundant, "Redundant slots of the recording server")->capture_default_str();

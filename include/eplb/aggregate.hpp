@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eplb/error.hpp"
 #include "eplb/stats.hpp"
@@ -46,6 +47,45 @@ result<std::unique_ptr<aggregator>> make_aggregator(const std::string& device);
 
 /// Folds one record into `into` (which must be [layers][experts]); overflow is reported.
 status fold_record(const stats_record& record, load_matrix& into);
+
+/// An evenly spaced sample of the steps of a stats stream, in stream order: what planning for
+/// per-step loads (rather than their sum) works on.
+struct step_samples {
+  std::vector<sample_matrix> loads;   // [L][E] logical loads of every sampled record
+  std::vector<std::uint64_t> index;   // the record index (0-based, stream order) of every sample
+  std::uint64_t records = 0;          // records seen in all
+};
+
+/// A stats sink that keeps a bounded, evenly spaced sample of records (their logical loads) and
+/// forwards every record to `next` when it is not null (for example the plan's aggregator).
+class step_sampler final : public stats_sink {
+ public:
+  /// Keeps at most `max_samples` records (fewer when they would take more than `max_bytes`; at
+  /// least 2), every record at first, and every other one of those kept whenever the cap is
+  /// passed.
+  explicit step_sampler(stats_sink* next = nullptr, int max_samples = 512,
+                        std::size_t max_bytes = std::size_t{256} << 20);
+  /// Sets the sink every record is forwarded to (the aggregator).
+  void set_next(stats_sink* next) noexcept { next_ = next; }
+  /// Forwards and folds one record; the errors of `next` or of fold_record.
+  status on_record(const stats_record& record) override;
+  /// Returns the number of records seen.
+  std::uint64_t steps() const noexcept { return kept_.records; }
+  /// Returns the record index (0-based, in stream order) of every sample.
+  const std::vector<std::uint64_t>& sample_index() const noexcept { return kept_.index; }
+  /// Returns the logical loads ([L][E]) of every sample.
+  const std::vector<sample_matrix>& samples() const noexcept { return kept_.loads; }
+  /// Returns the whole sample.
+  const step_samples& sample() const noexcept { return kept_; }
+
+ private:
+  stats_sink* next_;
+  int max_samples_;
+  std::size_t max_bytes_;
+  std::uint64_t stride_ = 1;  // keep records whose index is a multiple of it
+  load_matrix logical_;
+  step_samples kept_;
+};
 
 /// Returns true when the library was built with CUDA and a device is usable; otherwise false,
 /// with the reason in `why` (may be null).

@@ -16,10 +16,6 @@
 
 namespace eplb {
 
-/// Per-step logical loads ([L][E]) kept for later work; float halves the memory and is exact
-/// for counts below 2^24.
-using sample_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 /// A placement to judge and the name the report gives it.
 struct eval_candidate {
   std::string name;

@@ -25,6 +25,15 @@ struct imbalance_report {
 imbalance_report measure_imbalance(const weight_matrix& weights, const placement& p,
                                    const topology& topo);
 
+/// Returns the per-step imbalance (sum over layers of the busiest rank's load / sum of the mean
+/// rank load) of placement `p` (valid for `topo`) in every sample; 0 for a sample without load.
+std::vector<double> step_imbalances(const std::vector<sample_matrix>& samples, const placement& p,
+                                    const topology& topo);
+
+/// Returns the mean of step_imbalances; 0 when there is no sample.
+double mean_step_imbalance(const std::vector<sample_matrix>& samples, const placement& p,
+                           const topology& topo);
+
 /// Converts exact counts to the doubles policies and metrics work on.
 weight_matrix to_weights(const load_matrix& loads);
 

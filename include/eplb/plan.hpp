@@ -12,7 +12,6 @@
 #include "eplb/import.hpp"
 #include "eplb/limits.hpp"
 #include "eplb/metrics.hpp"
-#include "eplb/objective.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/stats.hpp"
 #include "eplb/types.hpp"
@@ -32,7 +31,8 @@ struct plan_request {
   std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
   std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
   int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
-  objective_kind objective = objective_kind::sum;  // per_step: see objective.hpp
+  // Unset: the policy's default (per-step for balanced with per-step records, else sum).
+  std::optional<objective_kind> objective;
   std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
 };
 
@@ -52,8 +52,7 @@ struct plan_outcome {
   std::string aggregator_info;  // the aggregator's note (a CUDA fallback, auto's choice), or empty
   load_matrix loads;
   placement result;
-  plan_info info;
-  objective_info objective;
+  plan_info info;  // the policy's decisions, with the held-out estimate
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
   gap_report gap;
@@ -63,8 +62,9 @@ struct plan_outcome {
 };
 
 /// Reads the request's stats (every file of one format, detected or given) into out->loads, with
-/// out->read or out->imported; returns the first input error, or shape_mismatch when files of a
-/// non-vLLM format disagree in shape.
+/// out->read or out->imported; vLLM records also go through `sampler` when it is not null (other
+/// formats hold sums only and leave it empty). Returns the first input error, or shape_mismatch
+/// when files of a non-vLLM format disagree in shape.
 status read_stats(const plan_request& request, plan_outcome* out,
                   step_sampler* sampler = nullptr);
 

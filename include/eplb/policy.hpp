@@ -1,9 +1,12 @@
 #pragma once
 // Placement policies: a load matrix and a topology in, a placement out.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "eplb/aggregate.hpp"
 #include "eplb/error.hpp"
 #include "eplb/types.hpp"
 
@@ -11,6 +14,16 @@ namespace eplb {
 
 /// The placement algorithms eplb-gen offers.
 enum class policy_kind { deepseek, balanced };
+
+/// What a plan optimises: `sum` balances the summed loads of the train steps (what vLLM's tool
+/// does); `per_step` balances the steps themselves, as the server will run them.
+enum class objective_kind { sum, per_step };
+
+/// Parses "sum" or "per-step"; invalid_argument naming --objective otherwise.
+result<objective_kind> parse_objective(const std::string& name);
+
+/// Returns the objective's name as the CLI spells it.
+const char* objective_name(objective_kind kind) noexcept;
 
 /// Whether a policy groups experts by nodes first.
 enum class hierarchical_mode { automatic, on, off };
@@ -28,6 +41,9 @@ struct policy_options {
   const placement* previous = nullptr;
   // With `previous`: the most slots per layer whose expert may change; -1: no limit.
   int max_moves = -1;
+  // What plan_placement optimises; unset: per_step for balanced when per-step samples are given,
+  // sum otherwise (deepseek stays vLLM's policy unless per_step is asked for).
+  std::optional<objective_kind> objective;
 };
 
 /// Parses "deepseek" or "balanced"; invalid_argument otherwise.
@@ -36,13 +52,33 @@ result<policy_kind> parse_policy_kind(const std::string& name);
 /// Returns the policy's name as the CLI spells it.
 const char* policy_name(policy_kind kind) noexcept;
 
+/// How a plan is expected to do on steps it has not seen: the same procedure planned on the
+/// first part of the train steps (fit) and judged, step by step, on the sampled steps after them
+/// (validation), beside vLLM's policy (deepseek) planned and judged the same way.
+struct heldout_estimate {
+  bool available = false;
+  std::string note;  // why there is no estimate, when there is none
+  std::uint64_t fit_records = 0;         // train records before the validation part
+  std::uint64_t validation_records = 0;  // train records in the validation part
+  std::uint64_t validation_samples = 0;  // sampled steps the figures are means over
+  double plan = 0;      // mean per-step imbalance of the plan's procedure on the validation steps
+  double deepseek = 0;  // ... of deepseek's placement planned on the fit steps' sums
+  double plan_p99 = 0, deepseek_p99 = 0;  // nearest-rank 99th percentiles of the same
+};
+
 /// What a policy decided, beside the placement itself.
 struct plan_info {
   std::string policy;         // "deepseek" or "balanced"
+  std::string objective = "sum";  // "sum" or "per-step": what the placement was optimised for
   bool hierarchical = false;  // whether node grouping was used
   std::string note;           // why (for example "num_groups % num_nodes != 0: global policy")
   int fallback_layers = 0;    // balanced: layers that kept deepseek's (better) placement
   std::vector<int> moves_per_layer;  // with a previous placement: slots changed in each layer
+  std::string step_note;      // per_step: what the step-aware planner chose and why
+  // per_step: the recency half-life chosen, as a fraction of the window (0: uniform weights);
+  // -1 when the guard kept deepseek's placement.
+  double step_half_life = 0;
+  heldout_estimate heldout;   // when per-step samples were given
 };
 
 /// vLLM's DefaultEplbPolicy (DeepSeek EPLB) reproduced exactly; `weights` is [layers][experts].
@@ -76,8 +112,47 @@ result<placement> rebalance_deepseek(const weight_matrix& weights, const topolog
 result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
                                      const policy_options& options, plan_info* info = nullptr);
 
-/// Runs the policy chosen in `options` on `weights` for `topo`.
+/// Runs the policy chosen in `options` on `weights` for `topo` (the sum objective).
 result<placement> rebalance(const weight_matrix& weights, const topology& topo,
                             const policy_options& options, plan_info* info = nullptr);
+
+/// The one planning entry: `sums` are the train steps' summed loads [L][E]; `samples` (may be
+/// null) an evenly spaced sample of those steps in stream order. With the per-step objective the
+/// step-aware planner runs (see plan_for_steps); with the sum objective the policy runs on
+/// `sums`. With samples, info->heldout gets the held-out estimate of either. Returns the
+/// policy's errors; invalid_argument for the per-step objective without samples.
+result<placement> plan_placement(const weight_matrix& sums, const step_samples* samples,
+                                 const topology& topo, const policy_options& options,
+                                 plan_info* info = nullptr);
+
+/// Knobs of the step-aware planner (the defaults are what the CLI uses).
+struct step_plan_options {
+  double validation_fraction = 0.2;  // last share of the train records that judges the choices
+  int min_samples = 8;   // fewer fit or validation samples: no validation (uniform weights)
+  // Recency weights are tried only when they leave this many effective fit samples and the
+  // validation part has this many samples.
+  int min_effective_samples = 16;
+  int max_passes = 3;    // passes of the slot search per layer
+  // Recency weights tried: a sample's weight halves every `h` of the window's records, for h a
+  // fraction of the window (0: all samples weigh the same).
+  std::vector<double> half_lives = {0.0, 0.25, 0.1, 0.05, 0.025};
+  int fit_samples = 128;  // the fit part is thinned to at most this many samples for the choice
+  int final_samples = 512;  // the final plan uses at most this many samples
+  // An expert's share of a sample's layer load counts at most this many times its 95th percentile
+  // over the samples (0: no cap): rare spikes are not planned around.
+  double spike_cap = 1.5;
+};
+
+/// Plans for the steps the server will run. Per layer: deepseek's replica counts and packing on
+/// the (recency-weighted) sums, second replicas of an expert on a rank moved away, then slot
+/// swaps between ranks that lower the mean over the sampled steps of the per-step imbalance.
+/// Which recency weighting is used is chosen on the last `validation_fraction` of the train
+/// steps (each variant planned on the steps before them); if none beats deepseek there, the
+/// duplicate-free deepseek placement is kept (the guard). The chosen variant is then planned on
+/// all samples. The result never holds an expert twice on a rank (unless slots per rank exceed
+/// the experts) and does not depend on the thread count.
+result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& samples,
+                                 const topology& topo, const policy_options& options,
+                                 const step_plan_options& step_options, plan_info* info);
 
 }  // namespace eplb

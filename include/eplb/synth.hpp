@@ -26,6 +26,9 @@ struct synth_options {
   double burst_prob = 0.0;   // chance per step and layer that a random expert starts a burst
   double burst_factor = 8.0; // weight multiplier during a burst
   int burst_steps = 20;      // length of a burst in steps
+  // > 0: two workload mixes alternate in blocks of this many steps; the second mix gives each
+  // layer's weights to other experts (a seeded permutation per layer), so other experts are hot.
+  int regime_steps = 0;
   topology recording;        // EP size, slots, groups and nodes of the recording server
   bool shuffle_p2l = false;  // record under a shuffled (non-identity) p2l_map
   int remap_every = 0;       // > 0: a new shuffled p2l_map every N steps (online rearrangement)

@@ -17,6 +17,10 @@ using load_matrix = Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, 
 /// Per-layer per-logical-expert loads as doubles, the input of every placement policy.
 using weight_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+/// Per-step logical loads ([L][E]) kept for later work; float halves the memory and is exact
+/// for counts below 2^24.
+using sample_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 /// Where the experts of one model live: layers, logical experts, slots, ranks, nodes and groups.
 struct topology {
   int num_layers = 0;   // MoE layers (dense layers are not counted)

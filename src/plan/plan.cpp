@@ -99,10 +99,10 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
 
 result<plan_outcome> plan(const plan_request& req) {
   plan_outcome out;
-  // The per-step objective also keeps a sample of the steps; the sampler feeds the aggregator.
-  const bool per_step = req.objective == objective_kind::per_step;
+  // A sample of the steps (per-step planning and the held-out estimate) is kept on the way to the
+  // aggregator.
   step_sampler sampler;
-  if (status s = read_stats(req, &out, per_step ? &sampler : nullptr); !s.ok()) return s.err();
+  if (status s = read_stats(req, &out, &sampler); !s.ok()) return s.err();
   // TensorRT-LLM writes one stats file per rank: their count is the recording EP size.
   plan_request sized = req;
   if (!req.ep && out.imported && out.imported->num_ranks > 0) sized.ep = out.imported->num_ranks;
@@ -131,11 +131,8 @@ result<plan_outcome> plan(const plan_request& req) {
   } else if (req.max_moves >= 0) {
     return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
   }
-  objective_options oopt;
-  oopt.threads = req.policy.threads;
-  auto placed = per_step ? plan_per_step(w, sampler, out.topo, popt, oopt, &out.info,
-                                         &out.objective)
-                         : rebalance(w, out.topo, popt, &out.info);
+  popt.objective = req.objective;
+  auto placed = plan_placement(w, &sampler.sample(), out.topo, popt, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
@@ -193,12 +190,21 @@ std::string summary_json(const plan_outcome& o) {
   // The steps that built the mapping, so an evaluation can judge it on others.
   s += fmt::format("  \"train_steps\": {{\"first\": {}, \"last\": {}, \"records\": {}}},\n",
                    o.read.first_step, o.read.last_step, o.read.records_selected);
-  const objective_info& ob = o.objective;
-  s += fmt::format(
-      "  \"objective\": {{\"name\": {}, \"searched\": {}, \"samples\": {}, \"holdout_sum\": {}, "
-      "\"holdout_search\": {}, \"swaps\": {}, \"note\": {}}},\n",
-      json_string(ob.objective), ob.searched ? "true" : "false", ob.samples,
-      json_number(ob.holdout_sum), json_number(ob.holdout_search), ob.swaps, json_string(ob.note));
+  s += fmt::format("  \"objective\": {{\"name\": {}, \"note\": {}}},\n",
+                   json_string(o.info.objective), json_string(o.info.step_note));
+  // What the plan is expected to do on steps it has not seen (see heldout_estimate).
+  const heldout_estimate& h = o.info.heldout;
+  if (h.available) {
+    s += fmt::format(
+        "  \"heldout\": {{\"available\": true, \"fit_records\": {}, \"validation_records\": {}, "
+        "\"validation_samples\": {}, \"plan_mean\": {}, \"plan_p99\": {}, \"deepseek_mean\": {}, "
+        "\"deepseek_p99\": {}}},\n",
+        h.fit_records, h.validation_records, h.validation_samples, json_number(h.plan),
+        json_number(h.plan_p99), json_number(h.deepseek), json_number(h.deepseek_p99));
+  } else {
+    s += fmt::format("  \"heldout\": {{\"available\": false, \"note\": {}}},\n",
+                     json_string(h.note));
+  }
   auto block = [&](const char* name, const imbalance_report& r, bool last) {
     s += fmt::format(
         "  \"{}\": {{\n    \"imbalance\": {},\n    \"mean_layer_imbalance\": {},\n"

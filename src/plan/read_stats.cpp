@@ -44,7 +44,7 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   ropt.threads = req.policy.threads;
   ropt.progress = req.progress;
   ropt.batch_bytes = req.max_line_bytes;
-  // The per-step objective samples steps on their way to the aggregator.
+  // Steps are sampled on their way to the aggregator (per-step planning, held-out estimates).
   stats_sink* sink = agg->get();
   if (sampler) {
     sampler->set_next(sink);
@@ -139,10 +139,6 @@ status read_stats(const plan_request& req, plan_outcome* out, step_sampler* samp
     }
   }
   if (*format == stats_format::vllm_jsonl) return read_vllm(req, *files, out, sampler);
-  if (sampler) {
-    return make_error(errc::invalid_argument, position{}, "--objective",
-                      "per-step needs per-step records (vLLM stats); this input holds sums only");
-  }
   return read_imported(req, *files, *format, out);
 }
 

@@ -16,6 +16,7 @@
 
 #include "eplb/policy.hpp"
 #include "policy/balanced_detail.hpp"
+#include "policy/parallel.hpp"
 
 namespace eplb {
 namespace detail {
@@ -219,33 +220,6 @@ int deepseek_seed_iterations(int k) { return k <= 4 ? 400 : 48; }
 // when that saves moved slots.
 constexpr double migration_tolerance = 0.001;
 
-// Runs job(layer, worker) for every layer on `workers` threads (worker 0 is the caller). Each
-// layer writes only its own outputs, so the result does not depend on the thread count. Returns
-// false when a job threw (out of memory).
-template <typename Job>
-bool for_each_layer(int layers, int workers, Job&& job) {
-  std::atomic<int> next{0};
-  std::atomic<bool> failed{false};
-  auto run = [&](int worker) {
-    try {
-      for (int l = next.fetch_add(1); l < layers && !failed.load(); l = next.fetch_add(1)) {
-        job(l, worker);
-      }
-    } catch (...) {
-      failed.store(true);
-    }
-  };
-  std::vector<std::thread> pool;
-  try {
-    for (int t = 1; t < workers; ++t) pool.emplace_back(run, t);
-  } catch (...) {
-    // Could not start a thread: the ones started and the caller share the layers.
-  }
-  run(0);
-  for (auto& t : pool) t.join();
-  return !failed.load();
-}
-
 result<placement> plan_balanced(const weight_matrix& weights, const topology& topo,
                                 const policy_options& options, plan_info* info) {
   const int E = topo.num_experts, P = topo.num_slots, M = topo.num_ranks;
@@ -344,9 +318,7 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
       !(options.hierarchical == hierarchical_mode::on && ds_fell_back_to_global);
   std::vector<int> grouped_nodes(want_grouped ? static_cast<std::size_t>(L) * E : 0);
 
-  int workers =
-      options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
-  workers = std::clamp(workers, 1, std::max(1, L));
+  const int workers = detail::worker_count(options.threads, L);
   struct worker_state {
     detail::layer_planner planner;
     detail::local_search search;
@@ -356,7 +328,7 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
   };
   std::vector<worker_state> state(static_cast<std::size_t>(workers));
 
-  const bool ok = for_each_layer(L, workers, [&](int l, int worker) {
+  const bool ok = detail::for_each_layer(L, workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
     const auto ul = static_cast<std::size_t>(l);
     const detail::layer_view v{weights.row(l).data(), E, M, k};
@@ -465,7 +437,7 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
     placement migrated{L, P, E, std::vector<std::int32_t>(size)};
     moves.assign(static_cast<std::size_t>(L), 0);
     const int rpn = use_grouped ? M / N : M;
-    const bool ok2 = for_each_layer(L, workers, [&](int l, int worker) {
+    const bool ok2 = detail::for_each_layer(L, workers, [&](int l, int worker) {
       worker_state& ws = state[static_cast<std::size_t>(worker)];
       const auto ul = static_cast<std::size_t>(l);
       const detail::layer_view v{weights.row(l).data(), E, M, k};

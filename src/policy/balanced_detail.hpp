@@ -135,6 +135,13 @@ class local_search {
   int moves_ = 0;
 };
 
+/// Writes to `out` a duplicate-free assignment made from `start` (which may hold an expert twice
+/// on a rank): second replicas are swapped to other ranks where that keeps the max lowest, and
+/// those that cannot move become a replica of the absent expert whose next replica is largest.
+/// Returns false when k > E (no duplicate-free assignment exists). `search` is scratch.
+bool make_duplicate_free(const layer_view& v, const std::int32_t* start, local_search& search,
+                         std::vector<std::int32_t>& out);
+
 /// Tuning of layer_planner; the defaults are what the policy uses.
 struct planner_config {
   int probes = 8;                   // construction targets tried by bisection

@@ -1046,41 +1046,51 @@ void layer_planner::sort_experts(const layer_view& v) {
             [&](int a, int b) { return v.w[a] > v.w[b] || (v.w[a] == v.w[b] && a < b); });
 }
 
+bool make_duplicate_free(const layer_view& v, const std::int32_t* start, local_search& search,
+                         std::vector<std::int32_t>& out) {
+  const int P = v.slots(), k = v.per_rank, E = v.experts;
+  search.reset(v, start);
+  out.assign(search.slots().begin(), search.slots().end());
+  if (search.remove_duplicates(-1) == 0) {
+    out.assign(search.slots().begin(), search.slots().end());
+    return true;
+  }
+  // Some expert has more replicas than swaps can spread (more than M, or no partner left):
+  // give each remaining second replica to the absent expert whose next replica is largest.
+  out.assign(search.slots().begin(), search.slots().end());
+  std::vector<int> cnt(idx(E), 0);
+  for (int p = 0; p < P; ++p) ++cnt[idx(out[idx(p)])];
+  std::vector<std::uint8_t> on_rank(idx(E));
+  for (int r = 0; r < v.ranks; ++r) {
+    std::fill(on_rank.begin(), on_rank.end(), 0);
+    for (int i = 0; i < k; ++i) {
+      const auto p = idx(r) * idx(k) + idx(i);
+      const int e = out[p];
+      if (on_rank[idx(e)] == 0) {
+        on_rank[idx(e)] = 1;
+        continue;
+      }
+      int b = -1;
+      for (int f = 0; f < E; ++f) {
+        if (on_rank[idx(f)] != 0 || cnt[idx(f)] >= v.ranks) continue;
+        if (b < 0 || v.w[f] / (cnt[idx(f)] + 1) > v.w[b] / (cnt[idx(b)] + 1)) b = f;
+      }
+      if (b < 0) return false;  // k > E: no duplicate-free layout exists
+      --cnt[idx(e)];
+      ++cnt[idx(b)];
+      out[p] = b;
+      on_rank[idx(b)] = 1;
+    }
+  }
+  return true;
+}
+
 double layer_planner::improve_from(const layer_view& v, const std::int32_t* start, int iterations,
                                    std::int32_t* out) {
-  const int P = v.slots(), k = v.per_rank, E = v.experts;
+  const int P = v.slots();
   sort_experts(v);
-  search_.reset(v, start);
-  if (search_.remove_duplicates(-1) != 0) {
-    // Some expert has more replicas than swaps can spread (more than M, or no partner left):
-    // give each remaining second replica to the absent expert whose next replica is largest.
-    cand_.assign(search_.slots().begin(), search_.slots().end());
-    cnt_.assign(idx(E), 0);
-    for (int p = 0; p < P; ++p) ++cnt_[idx(cand_[idx(p)])];
-    std::vector<std::uint8_t> on_rank(idx(E));
-    for (int r = 0; r < v.ranks; ++r) {
-      std::fill(on_rank.begin(), on_rank.end(), 0);
-      for (int i = 0; i < k; ++i) {
-        const auto p = idx(r) * idx(k) + idx(i);
-        const int e = cand_[p];
-        if (on_rank[idx(e)] == 0) {
-          on_rank[idx(e)] = 1;
-          continue;
-        }
-        int b = -1;
-        for (int f = 0; f < E; ++f) {
-          if (on_rank[idx(f)] != 0 || cnt_[idx(f)] >= v.ranks) continue;
-          if (b < 0 || v.w[f] / (cnt_[idx(f)] + 1) > v.w[b] / (cnt_[idx(b)] + 1)) b = f;
-        }
-        if (b < 0) return inf;  // k > E: no duplicate-free layout exists
-        --cnt_[idx(e)];
-        ++cnt_[idx(b)];
-        cand_[p] = b;
-        on_rank[idx(b)] = 1;
-      }
-    }
-    search_.reset(v, cand_.data());
-  }
+  if (!make_duplicate_free(v, start, search_, cand_)) return inf;
+  search_.reset(v, cand_.data());
   search_.improve(0.0, -1, config_.max_steps_per_slot * P + 64);
   std::copy(search_.slots().begin(), search_.slots().end(), out);
   double best = max_rank_load(v, out, exact_cnt_, exact_load_);

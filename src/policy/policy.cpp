@@ -14,6 +14,18 @@ result<policy_kind> parse_policy_kind(const std::string& name) {
   return make_error(errc::invalid_argument, position{}, "--policy", what);
 }
 
+result<objective_kind> parse_objective(const std::string& name) {
+  if (name == "sum") return objective_kind::sum;
+  if (name == "per-step") return objective_kind::per_step;
+  std::string what = "unknown objective '";
+  what.append(name).append("' (expected sum or per-step)");
+  return make_error(errc::invalid_argument, position{}, "--objective", what);
+}
+
+const char* objective_name(objective_kind kind) noexcept {
+  return kind == objective_kind::per_step ? "per-step" : "sum";
+}
+
 const char* policy_name(policy_kind kind) noexcept {
   switch (kind) {
     case policy_kind::deepseek:

@@ -158,9 +158,11 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
   }
   if (status s = validate_topology(t); !s.ok()) return s;
   if (o.num_steps < 0 || o.top_k <= 0 || o.min_batch_tokens <= 0 ||
-      o.max_batch_tokens < o.min_batch_tokens || o.drift < 0 || o.burst_prob < 0) {
+      o.max_batch_tokens < o.min_batch_tokens || o.drift < 0 || o.burst_prob < 0 ||
+      o.regime_steps < 0) {
     return make_error(errc::invalid_argument, none, "synth",
-                      "steps >= 0, top_k > 0 and 0 < min batch <= max batch are required");
+                      "steps >= 0, top_k > 0, 0 < min batch <= max batch, drift >= 0, burst "
+                      "probability >= 0 and regime steps >= 0 are required");
   }
   rng g(o.seed);
   const int L = t.num_layers, E = t.num_experts, P = t.num_slots;
@@ -179,6 +181,17 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
     for (double& z : walk) z = o.drift * g.normal();
   }
   std::vector<std::int32_t> p2l = make_p2l(t, o.shuffle_p2l, g);
+  // The second mix of a regime-switching trace: expert e takes the base weight of expert
+  // mix[l][e]. Drawn only when asked for, so other traces keep their random stream.
+  std::vector<int> mix;
+  if (o.regime_steps > 0) {
+    mix.resize(base.size());
+    for (int l = 0; l < L; ++l) {
+      int* row = mix.data() + static_cast<std::size_t>(l) * E;
+      std::iota(row, row + E, 0);
+      for (int e = E - 1; e > 0; --e) std::swap(row[e], row[g.below(static_cast<std::uint64_t>(e) + 1)]);
+    }
+  }
   std::vector<std::int64_t> logical(static_cast<std::size_t>(E));
   std::vector<std::int64_t> phys(static_cast<std::size_t>(L) * P);
   std::vector<double> prob(static_cast<std::size_t>(E));
@@ -191,13 +204,16 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
     const auto tokens = static_cast<std::int64_t>(
         std::llround(std::exp(log_min + (log_max - log_min) * g.uniform())));
     std::int64_t total = 0;
+    const bool second_mix = o.regime_steps > 0 && (i / o.regime_steps) % 2 == 1;
     for (int l = 0; l < L; ++l) {
       double psum = 0;
       for (int e = 0; e < E; ++e) {
         const std::size_t idx = static_cast<std::size_t>(l) * E + e;
         if (o.drift > 0) walk[idx] = phi * walk[idx] + innov * g.normal();
         if (burst_left[idx] > 0) burst_left[idx] -= 1;
-        double w = base[idx] * std::exp(walk[idx]);
+        const std::size_t from =
+            second_mix ? static_cast<std::size_t>(l) * E + static_cast<std::size_t>(mix[idx]) : idx;
+        double w = base[from] * std::exp(walk[idx]);
         if (burst_left[idx] > 0) w *= o.burst_factor;
         prob[e] = w;
         psum += w;

@@ -20,6 +20,20 @@ before=$(sed -n 's/^Imbalance before: \([0-9.]*\)x$/\1/p' "$work/err")
 after=$(sed -n 's/^Imbalance after:  \([0-9.]*\)x$/\1/p' "$work/err")
 if awk -v b="$before" -v a="$after" 'BEGIN { exit !(a >= 1 && a < b) }'; then ok; else
   bad "imbalance did not improve: before=$before after=$after"; fi
+# The default plans for the steps: the held-out estimate beside vLLM's policy, in both outputs.
+expect_contains "$work/err" "objective: per-step" "objective line"
+expect_contains "$work/err" "Held-out per-step imbalance: " "held-out line"
+expect_contains "$work/err" "(vLLM's policy " "held-out reference"
+expect_contains "$work/s.json" '"heldout": {"available": true, "fit_records": 32, "validation_records": 8' "summary held-out"
+held=$(sed -n "s/^Held-out per-step imbalance: \([0-9.]*\) (vLLM's policy \([0-9.]*\)).*/\1 \2/p" "$work/err")
+if awk -v h="$held" 'BEGIN { split(h, v, " "); exit !(v[1] >= 1 && v[1] <= v[2]) }'; then ok; else
+  bad "held-out figures: '$held' (the plan must not exceed vLLM's policy there)"; fi
+# A single record: nothing to hold out, and the plan says so.
+head -n 2 "$sample" >"$work/one.jsonl"
+"$gen" --stats "$work/one.jsonl" --ep 8 --redundant 8 -o "$work/one_m.jsonl" --summary "$work/one_s.json" \
+  2>"$work/one.err" && ok || bad "plan of one record failed"
+expect_contains "$work/one.err" "Held-out per-step imbalance: not estimated (too few train steps (1 records) to hold any out" "one record held-out"
+expect_contains "$work/one_s.json" '"heldout": {"available": false, "note": "too few train steps (1 records)' "one record summary"
 expect_contains "$work/s.json" '"num_ranks": 8' "summary topology"
 expect_contains "$work/s.json" '"num_redundant": 8' "summary redundant"
 expect_contains "$work/s.json" '"records_used": 40' "summary records"

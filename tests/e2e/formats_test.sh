@@ -102,10 +102,11 @@ done
 
 # 7. A larger synthetic trace (4 layers x 16 experts, shuffled maps, EP 4 + 4 redundant): sum it
 #    per logical expert here (awk, independent of the library) into two CSV halves and an SGLang
-#    file with a dense row in front; every route must give the vLLM plan byte for byte.
+#    file with a dense row in front; every route must give the vLLM plan byte for byte (the sum
+#    objective: the other formats hold sums only).
 "$gen" synth --layers 4 --experts 16 --ep 4 --redundant 4 --steps 30 --shuffle-p2l \
   --remap-every 7 --seed 11 -o "$work/trace.jsonl" || bad "synth failed"
-"$gen" --stats "$work/trace.jsonl" --ep 4 --redundant 4 -o "$work/trace_vllm.jsonl" -q ||
+"$gen" --stats "$work/trace.jsonl" --ep 4 --redundant 4 --objective sum -o "$work/trace_vllm.jsonl" -q ||
   bad "plan from the trace"
 awk -v a="$work/a.csv" -v b="$work/b.csv" -v sg="$work/sg.json" '
   function block(key,   i, rest) {

@@ -30,7 +30,8 @@ trace=$work/trace.jsonl
 } >"$trace"
 rm "$work/steps.jsonl"
 out=$work/m.jsonl
-plan() { "$gen" --stats "$trace" --ep "$1" --redundant 32 -o "$out" -q; }
+# The sum objective: a run of known, short length (the per-step default would only make it longer).
+plan() { "$gen" --stats "$trace" --ep "$1" --redundant 32 --objective sum -o "$out" -q; }
 
 # The previous mapping (EP 16) that every killed run (EP 32, a different mapping) writes over.
 plan 16 || { echo "FAIL: first run" >&2; exit 1; }
@@ -48,7 +49,7 @@ mid_run=0
 for percent in 3 10 20 30 45; do
   cp "$work/previous.jsonl" "$out"
   # The binary itself in the background (not the shell function), so $! is its pid.
-  "$gen" --stats "$trace" --ep 32 --redundant 32 -o "$out" -q &
+  "$gen" --stats "$trace" --ep 32 --redundant 32 --objective sum -o "$out" -q &
   pid=$!
   sleep "$(awk -v t="$took_ms" -v p="$percent" 'BEGIN { printf "%.3f", t * p / 100000 }')"
   kill -KILL "$pid" 2>/dev/null
@@ -69,7 +70,8 @@ done
 # A kill during the write: the temporary file is complete and fsynced, the rename not yet done.
 rm -f "$work"/.m.jsonl.tmp.*  # in case a kill above hit a write
 cp "$work/previous.jsonl" "$out"
-EPLB_TEST_SLOW_WRITE_MS=30000 "$gen" --stats "$trace" --ep 32 --redundant 32 -o "$out" -q &
+EPLB_TEST_SLOW_WRITE_MS=30000 "$gen" --stats "$trace" --ep 32 --redundant 32 --objective sum \
+  -o "$out" -q &
 pid=$!
 for _ in $(seq 600); do
   [[ -n $(temps "$work") ]] && break
@@ -83,7 +85,7 @@ wait "$pid" 2>/dev/null
 cmp -s "$out" "$work/previous.jsonl" && ok || bad "killed during the write: previous mapping changed"
 [[ -n $(temps "$work") ]] && ok || bad "the killed run's temporary file is gone already"
 # Another target in the same directory: its run must leave the killed run's temporary file alone.
-"$gen" --stats "$trace" --ep 32 --redundant 32 -o "$work/other.jsonl" -q
+"$gen" --stats "$trace" --ep 32 --redundant 32 --objective sum -o "$work/other.jsonl" -q
 [[ -n $(temps "$work") ]] && ok || bad "a run for another target removed m.jsonl's temporary file"
 
 # The next successful run replaces the mapping and removes the stale temporary file.
@@ -92,7 +94,8 @@ cmp -s "$out" "$work/previous.jsonl" && bad "mapping not replaced"
 [[ -z $(temps "$work") ]] && ok || bad "temporary file left after a successful run: $(temps "$work")"
 
 # A live writer's temporary file is not stale: a run that finishes meanwhile must keep it.
-EPLB_TEST_SLOW_WRITE_MS=3000 "$gen" --stats "$trace" --ep 16 --redundant 32 -o "$out" -q &
+EPLB_TEST_SLOW_WRITE_MS=3000 "$gen" --stats "$trace" --ep 16 --redundant 32 --objective sum \
+  -o "$out" -q &
 pid=$!
 for _ in $(seq 600); do
   [[ -n $(temps "$work") ]] && break
@@ -111,7 +114,8 @@ if mount -t tmpfs -o size=1m tmpfs "$mnt" 2>/dev/null; then
   cp "$mnt/m.jsonl" "$work/kept.jsonl"
   # Fill the file system: creating the temporary file works (tmpfs has inodes left), writing fails.
   cat /dev/zero >"$mnt/filler" 2>/dev/null
-  if "$gen" --stats "$trace" --ep 32 --redundant 32 -o "$mnt/m.jsonl" -q 2>"$work/full.err"; then
+  if "$gen" --stats "$trace" --ep 32 --redundant 32 --objective sum -o "$mnt/m.jsonl" -q \
+    2>"$work/full.err"; then
     bad "full file system: the run succeeded"
   else
     expected="eplb-gen: error: $mnt/m.jsonl: cannot write: No space left on device"
@@ -123,7 +127,8 @@ if mount -t tmpfs -o size=1m tmpfs "$mnt" 2>/dev/null; then
 
   rm -f "$mnt/filler"
   mount -o remount,ro "$mnt"
-  if "$gen" --stats "$trace" --ep 32 --redundant 32 -o "$mnt/m.jsonl" -q 2>"$work/ro.err"; then
+  if "$gen" --stats "$trace" --ep 32 --redundant 32 --objective sum -o "$mnt/m.jsonl" -q \
+    2>"$work/ro.err"; then
     bad "read-only file system: the run succeeded"
   else
     expected="eplb-gen: error: $mnt/m.jsonl: cannot create a temporary file in $mnt: Read-only file system"

@@ -382,8 +382,9 @@ TEST_CASE("balanced node grouping: on keeps every expert on one node, off and au
   run_balanced(w, topology{4, 64, 96, 16, 1, 1}, o, &info);
   CHECK_FALSE(info.hierarchical);
   // 8 nodes x 16 slots per rank need 128 experts: impossible with 64.
-  auto bad = rebalance(w, topology{4, 64, 128, 8, 8, 1},
-                       policy_options{policy_kind::balanced, hierarchical_mode::on});
+  policy_options forced;
+  forced.hierarchical = hierarchical_mode::on;
+  auto bad = rebalance(w, topology{4, 64, 128, 8, 8, 1}, forced);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.code() == errc::invalid_topology);
 }
