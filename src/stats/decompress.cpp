@@ -174,9 +174,14 @@ class zstd_source final : public byte_source {
     while (total < n && !done_) {
       error err;
       if (!in_.refill(err)) return err;
+      if (frame_end_ && in_.exhausted()) {  // the last frame is decoded and flushed
+        done_ = true;
+        break;
+      }
       ZSTD_inBuffer input{in_.buf_.get(), in_.size_, in_.pos_};
       ZSTD_outBuffer output{dst + total, n - total, 0};
       const std::size_t rc = ZSTD_decompressStream(ctx_, &output, &input);
+      const bool progress = input.pos > in_.pos_ || output.pos > 0;
       in_.pos_ = input.pos;
       total += output.pos;
       if (ZSTD_isError(rc)) {
@@ -185,18 +190,17 @@ class zstd_source final : public byte_source {
                                     std::string(ZSTD_getErrorName(rc))));
       }
       frame_end_ = rc == 0;
-      // With the input used up and room left in the output, the decoder holds nothing more.
-      if (in_.exhausted() && output.pos < output.size) {
-        if (!frame_end_) {
-          return compressed_error(name_, "zstd",
-                                  "the compressed stream is truncated (the file ends inside it)");
-        }
-        done_ = true;
+      // Given room, a decoder that still holds data writes some: no progress with the input used
+      // up means it needs bytes the file does not have. (Room alone does not say the decoder is
+      // empty: with a tiny output it may return after reading a block header.)
+      if (!progress && in_.exhausted()) {
+        return compressed_error(name_, "zstd",
+                                "the compressed stream is truncated (the file ends inside it)");
       }
     }
     return total;
   }
-  bool at_end() const noexcept override { return done_; }
+  bool at_end() const noexcept override { return done_ || (frame_end_ && in_.exhausted()); }
   std::uint64_t size_hint() const noexcept override { return 0; }
   std::uint64_t consumed() const noexcept override { return in_.consumed(); }
 

@@ -223,7 +223,8 @@ TEST_CASE("scale: gzip, zstd and plain files give identical sums", "[scale]") {
   const std::string members =
       dir.write("members.jsonl.gz", gzip(t.text.substr(0, half)) + gzip(t.text.substr(half)));
   for (const std::string& path : {plain, gz, zst, gz_unnamed, zst_unnamed, members}) {
-    for (std::size_t chunk : {std::size_t{997}, std::size_t{1} << 20}) {
+    // Reads of one byte too: a decoder may then return having read a header and written nothing.
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{997}, std::size_t{1} << 20}) {
       for (int threads : {1, 2}) {
         INFO(path << " chunk " << chunk << " threads " << threads);
         const outcome r = read_files({path}, opts(chunk, threads));
