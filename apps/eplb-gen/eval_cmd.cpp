@@ -133,6 +133,7 @@ void add_eval_flags(CLI::App& app, eval_flags& f) {
                  "Fraction of step time in expert compute under the identity layout; prints the "
                  "predicted time saved per mapping");
   app.add_flag("--per-layer", f.per_layer, "Print every layer's mean per-step imbalance");
+  app.add_flag("--allow-partial-tail", f.allow_partial_tail, kAllowPartialTailHelp);
   app.add_flag("-q,--quiet", f.quiet, "Print nothing but errors and warnings");
 }
 
@@ -155,6 +156,7 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
   req.redundant = flag(f.redundant);
   req.replay = replay;
   req.replay.bounds = !f.no_bound;
+  req.allow_partial_tail = f.allow_partial_tail;
   eval_context ctx;
   if (!f.steps.empty()) {
     auto r = parse_step_range(f.steps, "--steps");
@@ -173,7 +175,7 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
     ctx.train_steps = *r;
   }
   if (f.split != 0) {
-    auto sp = split_steps(req.stats, req.steps, f.split);
+    auto sp = split_steps(req.stats, req.steps, f.split, f.allow_partial_tail);
     if (!sp) {
       fail(sp.message());
       return std::nullopt;
@@ -188,6 +190,7 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
     fail(res.message());
     return std::nullopt;
   }
+  print_warnings(read.warnings);
   ctx.files = read.files;
   if (ctx.train_steps) {
     ctx.train_overlap = count_overlap(*res, *ctx.train_steps);

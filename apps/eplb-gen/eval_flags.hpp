@@ -25,6 +25,7 @@ struct eval_flags {
   double expert_fraction = -1;
   bool per_layer = false;
   bool quiet = false;
+  bool allow_partial_tail = false;
 };
 
 /// Registers the shared flags on a subcommand.

@@ -136,10 +136,11 @@ struct step_split {
 /// fraction is outside (0, 1) or fewer than two distinct steps are given.
 result<step_split> split_step_list(std::vector<std::int64_t> steps, double fraction);
 
-/// Reads the step numbers of the records of `files` inside `steps` (one full read) and splits
-/// them as split_step_list does; returns the reader's errors.
+/// Reads the step numbers of the records of `files` inside `steps` (one full read, with
+/// stats_read_options::allow_partial_tail as given) and splits them as split_step_list does;
+/// returns the reader's errors.
 result<step_split> split_steps(const std::vector<std::string>& files, const step_range& steps,
-                               double fraction);
+                               double fraction, bool allow_partial_tail = false);
 
 /// What `evaluate` needs: stats, the judged steps, the mappings and the topology flags.
 struct eval_request {
@@ -152,6 +153,7 @@ struct eval_request {
   // mapping (slots of the identity layout), as in plan.
   std::optional<int> ep, redundant;
   replay_options replay;
+  bool allow_partial_tail = false;  // see stats_read_options::allow_partial_tail
 };
 
 /// Loads the mappings, reads the stats once and replays every selected step; returns the first

@@ -34,6 +34,7 @@ struct plan_request {
   int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
   objective_kind objective = objective_kind::sum;  // per_step: see objective.hpp
   std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
+  bool allow_partial_tail = false;  // vLLM stats: see stats_read_options::allow_partial_tail
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.

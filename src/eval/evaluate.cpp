@@ -182,12 +182,13 @@ result<step_split> split_step_list(std::vector<std::int64_t> steps, double fract
 }
 
 result<step_split> split_steps(const std::vector<std::string>& files, const step_range& steps,
-                               double fraction) {
+                               double fraction, bool allow_partial_tail) {
   if (!(fraction > 0 && fraction < 1)) return split_step_list({}, fraction).err();
   auto paths = expand_stats_paths(files);
   if (!paths) return paths.err();
   stats_read_options ropt;
   ropt.steps = steps;
+  ropt.allow_partial_tail = allow_partial_tail;
   step_collector c;
   if (status s = read_vllm_stats(*paths, ropt, c, nullptr); !s.ok()) return s.err();
   return split_step_list(std::move(c.steps), fraction);
@@ -209,6 +210,7 @@ result<eval_result> evaluate(const eval_request& req, stats_read_summary* read) 
   lazy_replay sink(req, std::move(maps));
   stats_read_options ropt;
   ropt.steps = req.steps;
+  ropt.allow_partial_tail = req.allow_partial_tail;
   stats_read_summary summary;
   const status st = read_vllm_stats(*files, ropt, sink, &summary);
   if (read) *read = summary;
