@@ -11,6 +11,9 @@ namespace eplb::cli {
 
 /// Exit codes: 0 success, 1 bad input or failure, 2 usage error (CLI11's own).
 inline constexpr int kExitFailure = 1;
+/// Exit code of `eval --baseline` when a mapping is worse than the baseline by more than
+/// --max-regression.
+inline constexpr int kExitRegression = 3;
 
 /// Help of --allow-partial-tail, on every subcommand that reads stats.
 inline constexpr const char* kAllowPartialTailHelp =

@@ -26,6 +26,8 @@ struct eval_flags {
   bool per_layer = false;
   bool quiet = false;
   bool allow_partial_tail = false;
+  std::string baseline;       // eval: the mapping deployed now (the regression gate)
+  double max_regression = 0;  // eval: the gate's threshold
 };
 
 /// Registers the shared flags on a subcommand.
