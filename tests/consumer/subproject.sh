@@ -10,22 +10,11 @@ if [[ $# -lt 2 ]]; then
   exit 2
 fi
 src=$(cd "$1" && pwd)
-work=$2
 mode=${3:-fetchcontent}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fresh_work "$2"
 shift $(($# < 3 ? $# : 3))
-[[ -n "$work" && "$work" != / ]] || { echo "bad WORK_DIR" >&2; exit 2; }
-rm -rf "$work"
-mkdir -p "$work"
-# Runs a command with its output in $work/LOG, shown only when the command fails.
-step() {
-  local log="$work/$1"
-  shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "subproject consumer ($mode): failed: $*" >&2
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
-}
+step_what="subproject consumer ($mode)"
 
 # No build type: the fastest build of eplb (no optimization, no debug info); eplb, as a
 # subproject, must leave the consumer's build type as the consumer set it.

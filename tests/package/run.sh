@@ -11,19 +11,12 @@ if [[ $# -ne 3 ]]; then
 fi
 deb=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 src=$(cd "$2" && pwd)
-work=$3
-[[ -n "$work" && "$work" != / ]] || { echo "bad WORK_DIR" >&2; exit 2; }
-rm -rf "$work"
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
+source "$src/tests/consumer/lib.sh"
+fresh_work "$3"
+step_what="package test"
 fail() {
   echo "package test: $*" >&2
   exit 1
-}
-step() {  # runs a command with its output in $work/LOG, shown only when the command fails
-  local log="$work/$1"
-  shift
-  "$@" >"$log" 2>&1 || { tail -n 40 "$log" >&2; fail "failed: $*"; }
 }
 
 # Control fields: the project's version, and dependencies computed by dpkg-shlibdeps.
