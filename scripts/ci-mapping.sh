@@ -62,15 +62,17 @@ split=${split:-0.7}
 max_regression=${max_regression:-0}
 formats=${formats:-vllm}
 [[ ",$formats," == *,vllm,* ]] || formats="vllm,$formats"
+# The steps run inside the scratch folder, so that the artifacts name each other by file name:
+# paths given relative to the caller's folder are made absolute first.
+absolute() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$PWD" "$1"; fi; }
 gen=${EPLB_GEN:-eplb-gen}
 command -v "$gen" >/dev/null 2>&1 || { echo "ci-mapping: eplb-gen not found ($gen)" >&2; exit 1; }
 gen=$(command -v "$gen")
+[[ "$gen" != */* ]] || gen=$(absolute "$gen")
 if [[ -n "$deployed" && ! -r "$deployed" ]]; then
   echo "ci-mapping: error: --deployed $deployed: no such readable file" >&2
   exit 1
 fi
-# The steps run inside the scratch folder, so that the artifacts name each other by file name.
-absolute() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$PWD" "$1"; fi; }
 stats_flags=()
 for s in "${stats[@]}"; do stats_flags+=(--stats "$(absolute "$s")"); done
 [[ -z "$deployed" ]] || deployed=$(absolute "$deployed")
