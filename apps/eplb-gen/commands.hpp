@@ -13,7 +13,7 @@ namespace eplb::cli {
 inline constexpr int kExitFailure = 1;
 /// Exit code of `eval --baseline` when a mapping is worse than the baseline by more than
 /// --max-regression.
-inline constexpr int kExitRegression = 3;
+inline constexpr int kExitEvalGate = 3;
 
 /// Help of --allow-partial-tail, on every subcommand that reads stats.
 inline constexpr const char* kAllowPartialTailHelp =

@@ -129,7 +129,7 @@ int run_gate(const eval_result& r, double max_regression, bool quiet) {
              "eplb-gen: error: a mapping is worse than the baseline by more than "
              "--max-regression {}\n",
              max_regression);
-  return kExitRegression;
+  return kExitEvalGate;
 }
 
 }  // namespace
