@@ -27,6 +27,7 @@ struct check_flags {
   std::string stats_format = "auto";
   std::string steps;
   int skip_layers = 0;
+  bool allow_partial_tail = false;
 };
 }  // namespace
 
@@ -52,6 +53,7 @@ runner add_check(CLI::App& app) {
   app.add_option("--steps", f->steps, "Inclusive step range A:B of the stats");
   app.add_option("--skip-layers", f->skip_layers,
                  "SGLang and matrix stats: leading dense rows to drop");
+  app.add_flag("--allow-partial-tail", f->allow_partial_tail, kAllowPartialTailHelp);
   return [f]() -> int {
     std::optional<mapping_format> format;
     if (f->format != "auto") {
@@ -84,6 +86,7 @@ runner add_check(CLI::App& app) {
       req.stats = f->stats;
       req.stats_format = f->stats_format;
       req.skip_layers = f->skip_layers;
+      req.allow_partial_tail = f->allow_partial_tail;
       if (!f->steps.empty()) {
         auto r = parse_step_range(f->steps, "--steps");
         if (!r) return fail(r.message());
@@ -91,6 +94,7 @@ runner add_check(CLI::App& app) {
       }
       plan_outcome stats;
       if (status s = read_stats(req, &stats); !s.ok()) return fail(s.message());
+      print_warnings(stats.read.warnings);
       if (stats.loads.rows() != topo.num_layers || stats.loads.cols() != topo.num_experts) {
         return fail(fmt::format(
             "{}: the stats have {} layers x {} experts but the mapping has {} x {}", f->mapping,

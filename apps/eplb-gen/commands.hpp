@@ -4,11 +4,21 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace eplb::cli {
 
 /// Exit codes: 0 success, 1 bad input or failure, 2 usage error (CLI11's own).
 inline constexpr int kExitFailure = 1;
+/// Exit code of `eval --baseline` when a mapping is worse than the baseline by more than
+/// --max-regression.
+inline constexpr int kExitEvalGate = 3;
+
+/// Help of --allow-partial-tail, on every subcommand that reads stats.
+inline constexpr const char* kAllowPartialTailHelp =
+    "Ignore an incomplete last line (no newline) of a stats file still being written, with a "
+    "warning";
 
 using runner = std::function<int()>;
 
@@ -27,5 +37,7 @@ runner add_report(CLI::App& app);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitFailure.
 int fail(const std::string& message);
+/// Prints "eplb-gen: warning: <message>" on stderr for each message.
+void print_warnings(const std::vector<std::string>& messages);
 
 }  // namespace eplb::cli

@@ -111,6 +111,27 @@ void print_table(const eval_result& r, const eval_context& ctx, bool per_layer) 
   std::fflush(stdout);
 }
 
+// The regression gate of --baseline: one line per judged mapping file (failures even when
+// quiet), and the exit code.
+int run_gate(const eval_result& r, double max_regression, bool quiet) {
+  const std::optional<regression_gate> gate = judge_regression(r, max_regression);
+  if (!gate) return fail("--baseline: the baseline mapping was not judged");
+  for (const regression_check& c : gate->checks) {
+    if (quiet && c.pass) continue;
+    fmt::print(stderr,
+               "gate: {} mean per-step imbalance {:.4f} vs baseline {} {:.4f}: {:+.2f}% (limit "
+               "+{:.2f}%): {}\n",
+               c.name, c.mean, gate->baseline, gate->baseline_mean, 100 * c.regression,
+               100 * max_regression, c.pass ? "pass" : "FAIL");
+  }
+  if (gate->pass) return 0;
+  fmt::print(stderr,
+             "eplb-gen: error: a mapping is worse than the baseline by more than "
+             "--max-regression {}\n",
+             max_regression);
+  return kExitEvalGate;
+}
+
 }  // namespace
 
 void add_eval_flags(CLI::App& app, eval_flags& f) {
@@ -133,6 +154,7 @@ void add_eval_flags(CLI::App& app, eval_flags& f) {
                  "Fraction of step time in expert compute under the identity layout; prints the "
                  "predicted time saved per mapping");
   app.add_flag("--per-layer", f.per_layer, "Print every layer's mean per-step imbalance");
+  app.add_flag("--allow-partial-tail", f.allow_partial_tail, kAllowPartialTailHelp);
   app.add_flag("-q,--quiet", f.quiet, "Print nothing but errors and warnings");
 }
 
@@ -155,6 +177,8 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
   req.redundant = flag(f.redundant);
   req.replay = replay;
   req.replay.bounds = !f.no_bound;
+  req.allow_partial_tail = f.allow_partial_tail;
+  req.baseline = f.baseline;
   eval_context ctx;
   if (!f.steps.empty()) {
     auto r = parse_step_range(f.steps, "--steps");
@@ -173,7 +197,7 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
     ctx.train_steps = *r;
   }
   if (f.split != 0) {
-    auto sp = split_steps(req.stats, req.steps, f.split);
+    auto sp = split_steps(req.stats, req.steps, f.split, f.allow_partial_tail);
     if (!sp) {
       fail(sp.message());
       return std::nullopt;
@@ -182,12 +206,14 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
     if (!ctx.train_steps) ctx.train_steps = sp->train;
   }
   if (f.expert_fraction != -1) ctx.expert_fraction = f.expert_fraction;
+  if (!f.baseline.empty()) ctx.max_regression = f.max_regression;
   stats_read_summary read;
   auto res = evaluate(req, &read);
   if (!res) {
     fail(res.message());
     return std::nullopt;
   }
+  print_warnings(read.warnings);
   ctx.files = read.files;
   if (ctx.train_steps) {
     ctx.train_overlap = count_overlap(*res, *ctx.train_steps);
@@ -209,23 +235,33 @@ runner add_eval(CLI::App& app) {
   add_eval_flags(app, *f);
   app.add_option("--json", *json,
                  "Also write the figures as JSON to this file (for CI); '-': on stdout, no table");
+  CLI::Option* baseline =
+      app.add_option("--baseline", f->baseline,
+                     "The mapping deployed now: judge it too, and exit 3 when a -m mapping's mean "
+                     "per-step imbalance is worse than its by more than --max-regression")
+          ->needs(app.get_option("--mapping"));
+  app.add_option("--max-regression", f->max_regression,
+                 "With --baseline: the largest relative increase accepted (0.005 = 0.5%)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(baseline)
+      ->capture_default_str();
   return [f, json]() -> int {
     int code = 0;
     eval_flags flags = *f;
     if (*json == "-") flags.quiet = true;  // stdout carries the JSON alone
     auto run = run_eval(flags, replay_options{}, &code);
     if (!run) return code;
+    // The JSON is written whatever the gate says: it is the record of why it failed.
     if (*json == "-") {
       const std::string text = eval_json(run->result, run->context);
       std::fwrite(text.data(), 1, text.size(), stdout);
-      return std::fflush(stdout) == 0 ? 0 : fail("cannot write the JSON to stdout");
-    }
-    if (!json->empty()) {
+      if (std::fflush(stdout) != 0) return fail("cannot write the JSON to stdout");
+    } else if (!json->empty()) {
       if (status s = write_file_atomic(*json, eval_json(run->result, run->context)); !s.ok()) {
         return fail(s.message());
       }
     }
-    return 0;
+    return f->baseline.empty() ? 0 : run_gate(run->result, f->max_regression, f->quiet);
   };
 }
 

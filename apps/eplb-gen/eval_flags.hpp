@@ -25,6 +25,9 @@ struct eval_flags {
   double expert_fraction = -1;
   bool per_layer = false;
   bool quiet = false;
+  bool allow_partial_tail = false;
+  std::string baseline;       // eval: the mapping deployed now (the regression gate)
+  double max_regression = 0;  // eval: the gate's threshold
 };
 
 /// Registers the shared flags on a subcommand.

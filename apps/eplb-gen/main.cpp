@@ -12,6 +12,9 @@ int fail(const std::string& message) {
   fmt::print(stderr, "eplb-gen: error: {}\n", message);
   return kExitFailure;
 }
+void print_warnings(const std::vector<std::string>& messages) {
+  for (const std::string& m : messages) fmt::print(stderr, "eplb-gen: warning: {}\n", m);
+}
 }  // namespace eplb::cli
 
 int main(int argc, char** argv) {

@@ -38,6 +38,7 @@ struct plan_flags {
   std::uint64_t max_line_bytes = limits::default_max_line_bytes;
   bool quiet = false;
   bool per_layer = false;
+  bool allow_partial_tail = false;
 };
 
 std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nullopt; }
@@ -145,6 +146,7 @@ runner add_plan(CLI::App& app) {
   app.add_option("--max-line-bytes", f->max_line_bytes,
                  "Longest stats line accepted (docs/limits.md)")
       ->capture_default_str();
+  app.add_flag("--allow-partial-tail", f->allow_partial_tail, kAllowPartialTailHelp);
   app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
   app.add_flag("--per-layer", f->per_layer, "Print per-layer imbalance");
   return [f, out, &app]() -> int {
@@ -163,7 +165,7 @@ runner add_plan(CLI::App& app) {
       req.steps = *r;
     }
     if (f->split != 0) {
-      auto sp = split_steps(req.stats, req.steps, f->split);
+      auto sp = split_steps(req.stats, req.steps, f->split, f->allow_partial_tail);
       if (!sp) return fail(sp.message());
       req.steps = sp->train;
       if (!f->quiet) {
@@ -203,11 +205,13 @@ runner add_plan(CLI::App& app) {
                   std::to_string(f->max_line_bytes));
     }
     req.max_line_bytes = static_cast<std::size_t>(f->max_line_bytes);
+    req.allow_partial_tail = f->allow_partial_tail;
 
     progress_bar bar(progress_bar::wanted(f->quiet));
     req.progress = bar.callback();
     auto outcome = plan(req);
     if (!outcome) return fail(outcome.message());
+    if (!f->quiet) print_warnings(outcome->read.warnings);
     if (!f->quiet && !outcome->aggregator_info.empty()) {
       fmt::print(stderr, "device:   {}\n", outcome->aggregator_info);
     }

@@ -1,6 +1,8 @@
 // vLLM stats JSONL: read_vllm_stats_text feeding the CPU aggregator, as `eplb-gen` does.
 // Oracles: the outcome (message or summed matrix) does not depend on how the text was cut into
 // read chunks; every error names the file and is not internal; a result respects the limits.
+// With allow_partial_tail the same, and a text read without it reads the same, with no warning;
+// one that only the flag lets through reads as the text before its last line.
 #include <memory>
 #include <string>
 
@@ -19,6 +21,7 @@ struct outcome {
   bool ok = false;
   std::string message;
   load_matrix sums;
+  std::size_t warnings = 0;
 };
 
 outcome run(const std::string& text, const stats_read_options& options) {
@@ -27,6 +30,7 @@ outcome run(const std::string& text, const stats_read_options& options) {
   EPLB_FUZZ_CHECK(agg.ok(), agg.message());
   stats_read_summary summary;
   status st = read_vllm_stats_text(text, k_name, options, **agg, &summary);
+  out.warnings = summary.warnings.size();
   if (st.ok()) {
     auto sums = (*agg)->finish();
     if (!sums.ok()) {
@@ -68,6 +72,23 @@ int vllm_reader(const std::uint8_t* data, std::size_t size) {
   EPLB_FUZZ_CHECK(a.ok == b.ok && a.message == b.message,
                   "whole: " + a.message + "\nchunked: " + b.message);
   if (a.ok) EPLB_FUZZ_CHECK(a.sums == b.sums, "sums differ between chunkings");
+
+  // A file still being written: its incomplete last line may be ignored, nothing else.
+  stats_read_options live = whole;
+  live.allow_partial_tail = true;
+  const outcome c = run(text, live);
+  live.read_chunk_bytes = chunked.read_chunk_bytes;
+  const outcome d = run(text, live);
+  EPLB_FUZZ_CHECK(c.ok == d.ok && c.message == d.message,
+                  "live whole: " + c.message + "\nlive chunked: " + d.message);
+  if (c.ok) EPLB_FUZZ_CHECK(c.sums == d.sums, "live sums differ between chunkings");
+  if (a.ok) {
+    EPLB_FUZZ_CHECK(c.ok && c.sums == a.sums && c.warnings == 0, "live: " + c.message);
+  } else if (c.ok) {
+    const outcome e = run(text.substr(0, text.rfind('\n') + 1), whole);
+    EPLB_FUZZ_CHECK(e.ok && e.sums == c.sums && c.warnings == 1,
+                    "live read differs from the text before its last line: " + e.message);
+  }
 
   // A line limit the inputs do reach, and a step range: only crashes and the generic oracles.
   stats_read_options small = whole;

@@ -22,6 +22,7 @@ struct eval_candidate {
   // The layout; nullopt judges every step under the p2l_map the record was written with.
   std::optional<placement> layout;
   bool identity = false;  // the baseline of the predicted time saved (vLLM's startup layout)
+  bool baseline = false;  // the mapping deployed now, which the regression gate compares against
 };
 
 /// How much per-step detail the replay keeps for reports (memory stays bounded).
@@ -58,6 +59,7 @@ struct candidate_report {
   std::string name;
   bool recorded = false;  // judged under each record's own p2l_map
   bool identity = false;  // the baseline of the predicted time saved
+  bool baseline = false;  // the deployed mapping of the regression gate
   int num_slots = 0;
   int num_ranks = 0;
   std::vector<double> step_imbalance;  // per judged step: sum_l max / sum_l mean
@@ -132,10 +134,11 @@ struct step_split {
 /// fraction is outside (0, 1) or fewer than two distinct steps are given.
 result<step_split> split_step_list(std::vector<std::int64_t> steps, double fraction);
 
-/// Reads the step numbers of the records of `files` inside `steps` (one full read) and splits
-/// them as split_step_list does; returns the reader's errors.
+/// Reads the step numbers of the records of `files` inside `steps` (one full read, with
+/// stats_read_options::allow_partial_tail as given) and splits them as split_step_list does;
+/// returns the reader's errors.
 result<step_split> split_steps(const std::vector<std::string>& files, const step_range& steps,
-                               double fraction);
+                               double fraction, bool allow_partial_tail = false);
 
 /// What `evaluate` needs: stats, the judged steps, the mappings and the topology flags.
 struct eval_request {
@@ -144,10 +147,12 @@ struct eval_request {
   std::vector<std::string> mappings;  // vLLM mapping files (eplb_initial_mapping v1)
   bool identity = true;               // also judge vLLM's startup layout arange(P) % E
   bool recorded = false;              // also judge each record's own p2l_map
+  std::string baseline;  // the vLLM mapping deployed now, judged last for the gate; empty: none
   // EP and redundant slots; unset fields come from the stats' meta record (EP) or the first
   // mapping (slots of the identity layout), as in plan.
   std::optional<int> ep, redundant;
   replay_options replay;
+  bool allow_partial_tail = false;  // see stats_read_options::allow_partial_tail
 };
 
 /// Loads the mappings, reads the stats once and replays every selected step; returns the first
@@ -167,7 +172,30 @@ struct eval_context {
   std::optional<double> expert_fraction;  // parameter of the step-time model
   std::uint64_t train_overlap = 0;        // judged steps inside train_steps
   std::vector<std::string> files;         // stats files read
+  std::optional<double> max_regression;   // the regression gate's threshold, when it is on
 };
+
+/// One judged mapping against the baseline in the regression gate.
+struct regression_check {
+  std::string name;
+  double mean = 0;        // its mean per-step imbalance
+  double regression = 0;  // mean / the baseline's mean - 1: how much worse (negative: better)
+  bool pass = true;       // regression <= max_regression
+};
+
+/// The regression gate: every judged mapping file against the mapping deployed now.
+struct regression_gate {
+  std::string baseline;      // the baseline candidate's name
+  double baseline_mean = 0;  // its mean per-step imbalance
+  double max_regression = 0;
+  std::vector<regression_check> checks;  // the mapping files, not identity, recorded or baseline
+  bool pass = true;                      // every check passed
+};
+
+/// Compares the mean per-step imbalance of every mapping file of `result` with the baseline
+/// candidate's; a mapping fails when it is worse by more than `max_regression` (relative: 0.005
+/// allows 0.5%). Returns nullopt when `result` has no baseline candidate.
+std::optional<regression_gate> judge_regression(const eval_result& result, double max_regression);
 
 /// Returns the identity candidate (the baseline of the predicted time saved), or null.
 const candidate_report* find_identity(const eval_result& result);
@@ -175,7 +203,8 @@ const candidate_report* find_identity(const eval_result& result);
 /// Returns how many of the judged steps lie inside `train`.
 std::uint64_t count_overlap(const eval_result& result, const step_range& train);
 
-/// Returns the figures as deterministic JSON for CI (no per-step arrays).
+/// Returns the figures as deterministic JSON for CI (no per-step arrays), with the regression
+/// gate when context.max_regression is set and a baseline was judged.
 std::string eval_json(const eval_result& result, const eval_context& context);
 
 }  // namespace eplb

@@ -34,6 +34,7 @@ struct plan_request {
   // Unset: the policy's default (per-step for balanced with per-step records, else sum).
   std::optional<objective_kind> objective;
   std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
+  bool allow_partial_tail = false;  // vLLM stats: see stats_read_options::allow_partial_tail
 };
 
 /// Where each topology field came from ("--ep", "meta", "default"), for the summary.

@@ -104,6 +104,11 @@ struct stats_read_options {
   std::function<void(const stats_read_progress&)> progress;
   // For tests: false sends every line through simdjson instead of the strict fast scanner.
   bool fast_path = true;
+  // A file still being written (a live stats file): its last line, when it has no newline and
+  // is not a complete record, is ignored with a warning in stats_read_summary::warnings instead
+  // of failing the read; a compressed stream that ends early ends the text there. Anything
+  // malformed before the last line is still an error.
+  bool allow_partial_tail = false;
 };
 
 /// What a read saw, for the run summary.
@@ -120,6 +125,11 @@ struct stats_read_summary {
   int num_slots = 0;        // P of the last selected record
   int num_ranks = 0;        // num_ranks of the first selected record, 0 when it has none
   std::uint64_t bytes = 0;  // JSONL bytes read from all files (after decompression)
+  // Bytes of incomplete last lines ignored under allow_partial_tail (after decompression).
+  std::uint64_t partial_tail_bytes = 0;
+  // What the caller should tell the user ("file:line: ..."), in file order; the library never
+  // prints.
+  std::vector<std::string> warnings;
 };
 
 /// Expands shell-style globs ("stats/*.jsonl") in the given paths; a path without wildcards is

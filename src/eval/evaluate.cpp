@@ -36,8 +36,9 @@ result<placement> load_placement(const std::string& path) {
 // its meta) the EP size, then forwards every record to it.
 class lazy_replay final : public stats_sink {
  public:
-  lazy_replay(const eval_request& req, std::vector<std::pair<std::string, placement>> maps)
-      : req_(req), maps_(std::move(maps)) {}
+  lazy_replay(const eval_request& req, std::vector<std::pair<std::string, placement>> maps,
+              std::optional<placement> baseline)
+      : req_(req), maps_(std::move(maps)), baseline_(std::move(baseline)) {}
 
   status on_record(const stats_record& r) override {
     if (!replay_) {
@@ -73,6 +74,8 @@ class lazy_replay final : public stats_sink {
       t.num_slots = t.num_experts + *req_.redundant;
     } else if (!maps_.empty()) {
       t.num_slots = maps_.front().second.num_slots;
+    } else if (baseline_) {
+      t.num_slots = baseline_->num_slots;
     } else if (r.meta) {
       t.num_slots = t.num_experts + r.meta->num_redundant_experts;
     } else {
@@ -83,6 +86,7 @@ class lazy_replay final : public stats_sink {
     if (req_.identity) cands.push_back({"identity", identity_placement(t), true});
     if (req_.recorded) cands.push_back({"recorded", std::nullopt, false});
     for (auto& [name, p] : maps_) cands.push_back({name, std::move(p), false});
+    if (baseline_) cands.push_back({req_.baseline, std::move(baseline_), false, true});
     auto rp = replayer::create(t, std::move(cands), req_.replay);
     if (!rp) return rp.err();
     replay_.emplace(std::move(*rp));
@@ -91,6 +95,7 @@ class lazy_replay final : public stats_sink {
 
   const eval_request& req_;
   std::vector<std::pair<std::string, placement>> maps_;
+  std::optional<placement> baseline_;
   std::optional<replayer> replay_;
 };
 
@@ -182,12 +187,13 @@ result<step_split> split_step_list(std::vector<std::int64_t> steps, double fract
 }
 
 result<step_split> split_steps(const std::vector<std::string>& files, const step_range& steps,
-                               double fraction) {
+                               double fraction, bool allow_partial_tail) {
   if (!(fraction > 0 && fraction < 1)) return split_step_list({}, fraction).err();
   auto paths = expand_stats_paths(files);
   if (!paths) return paths.err();
   stats_read_options ropt;
   ropt.steps = steps;
+  ropt.allow_partial_tail = allow_partial_tail;
   step_collector c;
   if (status s = read_vllm_stats(*paths, ropt, c, nullptr); !s.ok()) return s.err();
   return split_step_list(std::move(c.steps), fraction);
@@ -202,13 +208,20 @@ result<eval_result> evaluate(const eval_request& req, stats_read_summary* read) 
     if (!p) return p.err();
     maps.emplace_back(path, std::move(*p));
   }
-  if (!req.identity && !req.recorded && maps.empty()) {
+  std::optional<placement> baseline;
+  if (!req.baseline.empty()) {
+    auto p = load_placement(req.baseline);
+    if (!p) return p.err();
+    baseline = std::move(*p);
+  }
+  if (!req.identity && !req.recorded && maps.empty() && !baseline) {
     return make_error(errc::invalid_argument, position{}, "--mapping",
                       "nothing to judge: give a mapping, the identity layout or --recorded");
   }
-  lazy_replay sink(req, std::move(maps));
+  lazy_replay sink(req, std::move(maps), std::move(baseline));
   stats_read_options ropt;
   ropt.steps = req.steps;
+  ropt.allow_partial_tail = req.allow_partial_tail;
   stats_read_summary summary;
   const status st = read_vllm_stats(*files, ropt, sink, &summary);
   if (read) *read = summary;
@@ -221,6 +234,27 @@ const candidate_report* find_identity(const eval_result& result) {
     if (c.identity) return &c;
   }
   return nullptr;
+}
+
+std::optional<regression_gate> judge_regression(const eval_result& result, double max_regression) {
+  const auto base = std::find_if(result.candidates.begin(), result.candidates.end(),
+                                 [](const candidate_report& c) { return c.baseline; });
+  if (base == result.candidates.end()) return std::nullopt;
+  regression_gate gate;
+  gate.baseline = base->name;
+  gate.baseline_mean = base->imbalance.mean;
+  gate.max_regression = max_regression;
+  for (const candidate_report& c : result.candidates) {
+    if (c.baseline || c.identity || c.recorded) continue;
+    regression_check check;
+    check.name = c.name;
+    check.mean = c.imbalance.mean;
+    check.regression = gate.baseline_mean > 0 ? check.mean / gate.baseline_mean - 1 : 0;
+    check.pass = check.regression <= max_regression;
+    gate.pass = gate.pass && check.pass;
+    gate.checks.push_back(std::move(check));
+  }
+  return gate;
 }
 
 std::uint64_t count_overlap(const eval_result& result, const step_range& train) {
@@ -281,6 +315,8 @@ std::string eval_json(const eval_result& r, const eval_context& ctx) {
     detail::append_json_string(s, c.name);
     s += ", \"recorded\": ";
     s += c.recorded ? "true" : "false";
+    s += ", \"baseline\": ";
+    s += c.baseline ? "true" : "false";
     s += ", \"num_slots\": ";
     detail::append_int(s, c.num_slots);
     s += ", \"num_ranks\": ";
@@ -321,7 +357,36 @@ std::string eval_json(const eval_result& r, const eval_context& ctx) {
     append_array(s, c.layer_mean_imbalance);
     s += '}';
   }
-  s += "\n  ]\n}\n";
+  s += "\n  ],\n  \"gate\": ";
+  const std::optional<regression_gate> gate =
+      ctx.max_regression ? judge_regression(r, *ctx.max_regression) : std::nullopt;
+  if (gate) {
+    s += "{\"baseline\": ";
+    detail::append_json_string(s, gate->baseline);
+    s += ", \"baseline_mean\": ";
+    append_number(s, gate->baseline_mean);
+    s += ", \"max_regression\": ";
+    append_number(s, gate->max_regression);
+    s += ", \"pass\": ";
+    s += gate->pass ? "true" : "false";
+    s += ", \"mappings\": [";
+    for (std::size_t i = 0; i < gate->checks.size(); ++i) {
+      const regression_check& c = gate->checks[i];
+      s += i ? ", {\"name\": " : "{\"name\": ";
+      detail::append_json_string(s, c.name);
+      s += ", \"mean\": ";
+      append_number(s, c.mean);
+      s += ", \"regression\": ";
+      append_number(s, c.regression);
+      s += ", \"pass\": ";
+      s += c.pass ? "true" : "false";
+      s += '}';
+    }
+    s += "]}";
+  } else {
+    s += "null";
+  }
+  s += "\n}\n";
   return s;
 }
 

@@ -96,6 +96,7 @@ result<replayer> replayer::create(const topology& topo, std::vector<eval_candida
     candidate_state st;
     st.report.name = c.name;
     st.report.identity = c.identity;
+    st.report.baseline = c.baseline;
     st.report.num_ranks = topo.num_ranks;
     if (c.layout) {
       topology t = topo;

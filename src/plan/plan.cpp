@@ -161,11 +161,11 @@ std::string summary_json(const plan_outcome& o) {
   s += fmt::format(
       "    \"format\": {},\n    \"model\": {},\n    \"has_meta\": {},\n    \"records_seen\": {},\n"
       "    \"records_used\": {},\n    \"first_step\": {},\n    \"last_step\": {},\n"
-      "    \"aggregator\": {}\n  }},\n",
+      "    \"partial_tail_bytes\": {},\n    \"aggregator\": {}\n  }},\n",
       json_string(o.imported ? stats_format_name(o.imported->format) : "vllm_jsonl"),
       json_string(o.read.meta ? o.read.meta->model : ""), o.read.meta ? "true" : "false",
       o.read.records_seen, o.read.records_selected, o.read.first_step, o.read.last_step,
-      json_string(o.aggregator));
+      o.read.partial_tail_bytes, json_string(o.aggregator));
   s += fmt::format(
       "  \"topology\": {{\n    \"num_layers\": {},\n    \"num_experts\": {},\n"
       "    \"num_slots\": {},\n    \"num_redundant\": {},\n    \"num_ranks\": {},\n"

@@ -44,6 +44,7 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   ropt.threads = req.policy.threads;
   ropt.progress = req.progress;
   ropt.batch_bytes = req.max_line_bytes;
+  ropt.allow_partial_tail = req.allow_partial_tail;
   // Steps are sampled on their way to the aggregator (per-step planning, held-out estimates).
   stats_sink* sink = agg->get();
   if (sampler) {

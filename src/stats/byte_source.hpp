@@ -24,6 +24,9 @@ class byte_source {
   virtual std::uint64_t size_hint() const noexcept = 0;
   /// Returns the bytes taken from the underlying input so far (compressed bytes), for progress.
   virtual std::uint64_t consumed() const noexcept = 0;
+  /// Returns true when a compressed input ended inside its stream and the source ended the text
+  /// there (only when opened with allow_truncated).
+  virtual bool truncated() const noexcept { return false; }
 };
 
 /// Reads an in-memory text; the text must outlive the source.
@@ -64,8 +67,10 @@ class file_source final : public byte_source {
 /// Returns the source of the text behind `raw`: `raw` itself when its first bytes are not
 /// compressed data, else a source that decompresses it (gzip: 1f 8b, zstd: 28 b5 2f fd). A
 /// `name` ending in .gz or .zst whose data lacks that format's magic bytes is an io_error naming
-/// it; errors in the compressed data are io_errors too.
+/// it; errors in the compressed data are io_errors too, and so is a stream that ends early
+/// unless `allow_truncated`, which ends the text where the stream ends (see truncated()).
 result<std::unique_ptr<byte_source>> open_text_source(std::unique_ptr<byte_source> raw,
-                                                      const std::string& name);
+                                                      const std::string& name,
+                                                      bool allow_truncated = false);
 
 }  // namespace eplb::detail

@@ -87,8 +87,9 @@ class compressed_input {
 
 class gzip_source final : public byte_source {
  public:
-  gzip_source(std::unique_ptr<byte_source> raw, std::string name, const std::string& prefix)
-      : in_(std::move(raw), prefix), name_(std::move(name)) {}
+  gzip_source(std::unique_ptr<byte_source> raw, std::string name, const std::string& prefix,
+              bool allow_truncated)
+      : in_(std::move(raw), prefix), name_(std::move(name)), allow_truncated_(allow_truncated) {}
   gzip_source(const gzip_source&) = delete;
   gzip_source& operator=(const gzip_source&) = delete;
   ~gzip_source() override {
@@ -131,6 +132,10 @@ class gzip_source final : public byte_source {
       } else if (rc == Z_BUF_ERROR || (rc == Z_OK && before_out == zs_.avail_out)) {
         // No progress: more input is needed, and there is none.
         if (in_.exhausted()) {
+          if (allow_truncated_) {
+            truncated_ = done_ = true;
+            break;
+          }
           return compressed_error(name_, "gzip",
                                   "the compressed stream is truncated (the file ends inside it)");
         }
@@ -146,20 +151,27 @@ class gzip_source final : public byte_source {
   bool at_end() const noexcept override { return done_ || (member_end_ && in_.exhausted()); }
   std::uint64_t size_hint() const noexcept override { return 0; }
   std::uint64_t consumed() const noexcept override { return in_.consumed(); }
+  bool truncated() const noexcept override { return truncated_; }
 
  private:
   compressed_input in_;
   std::string name_;
+  bool allow_truncated_;
   z_stream zs_{};
   bool ready_ = false;
   bool member_end_ = false;
   bool done_ = false;
+  bool truncated_ = false;
 };
 
 class zstd_source final : public byte_source {
  public:
-  zstd_source(std::unique_ptr<byte_source> raw, std::string name, const std::string& prefix)
-      : in_(std::move(raw), prefix), name_(std::move(name)), ctx_(ZSTD_createDCtx()) {}
+  zstd_source(std::unique_ptr<byte_source> raw, std::string name, const std::string& prefix,
+              bool allow_truncated)
+      : in_(std::move(raw), prefix),
+        name_(std::move(name)),
+        allow_truncated_(allow_truncated),
+        ctx_(ZSTD_createDCtx()) {}
   zstd_source(const zstd_source&) = delete;
   zstd_source& operator=(const zstd_source&) = delete;
   ~zstd_source() override { ZSTD_freeDCtx(ctx_); }
@@ -174,9 +186,14 @@ class zstd_source final : public byte_source {
     while (total < n && !done_) {
       error err;
       if (!in_.refill(err)) return err;
+      if (frame_end_ && in_.exhausted()) {  // the last frame is decoded and flushed
+        done_ = true;
+        break;
+      }
       ZSTD_inBuffer input{in_.buf_.get(), in_.size_, in_.pos_};
       ZSTD_outBuffer output{dst + total, n - total, 0};
       const std::size_t rc = ZSTD_decompressStream(ctx_, &output, &input);
+      const bool progress = input.pos > in_.pos_ || output.pos > 0;
       in_.pos_ = input.pos;
       total += output.pos;
       if (ZSTD_isError(rc)) {
@@ -185,27 +202,32 @@ class zstd_source final : public byte_source {
                                     std::string(ZSTD_getErrorName(rc))));
       }
       frame_end_ = rc == 0;
-      // With the input used up and room left in the output, the decoder holds nothing more.
-      if (in_.exhausted() && output.pos < output.size) {
-        if (!frame_end_) {
+      // Given room, a decoder that still holds data writes some: no progress with the input used
+      // up means it needs bytes the file does not have. (Room alone does not say the decoder is
+      // empty: with a tiny output it may return after reading a block header.)
+      if (!progress && in_.exhausted()) {
+        if (!allow_truncated_) {
           return compressed_error(name_, "zstd",
                                   "the compressed stream is truncated (the file ends inside it)");
         }
-        done_ = true;
+        truncated_ = done_ = true;
       }
     }
     return total;
   }
-  bool at_end() const noexcept override { return done_; }
+  bool at_end() const noexcept override { return done_ || (frame_end_ && in_.exhausted()); }
   std::uint64_t size_hint() const noexcept override { return 0; }
   std::uint64_t consumed() const noexcept override { return in_.consumed(); }
+  bool truncated() const noexcept override { return truncated_; }
 
  private:
   compressed_input in_;
   std::string name_;
+  bool allow_truncated_;
   ZSTD_DCtx* ctx_;
   bool frame_end_ = false;
   bool done_ = false;
+  bool truncated_ = false;
 };
 
 bool ends_with(const std::string& s, std::string_view suffix) {
@@ -216,7 +238,8 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 }  // namespace
 
 result<std::unique_ptr<byte_source>> open_text_source(std::unique_ptr<byte_source> raw,
-                                                      const std::string& name) {
+                                                      const std::string& name,
+                                                      bool allow_truncated) {
   char magic[4] = {};
   auto got = raw->read(magic, sizeof magic);
   if (!got) return got.err();
@@ -224,12 +247,12 @@ result<std::unique_ptr<byte_source>> open_text_source(std::unique_ptr<byte_sourc
   const bool is_gzip = prefix.size() >= 2 && prefix.compare(0, 2, "\x1f\x8b") == 0;
   const bool is_zstd = prefix.size() >= 4 && prefix.compare(0, 4, "\x28\xb5\x2f\xfd") == 0;
   if (is_gzip) {
-    auto source = std::make_unique<gzip_source>(std::move(raw), name, prefix);
+    auto source = std::make_unique<gzip_source>(std::move(raw), name, prefix, allow_truncated);
     if (auto st = source->init(); !st) return st.err();
     return std::unique_ptr<byte_source>(std::move(source));
   }
   if (is_zstd) {
-    auto source = std::make_unique<zstd_source>(std::move(raw), name, prefix);
+    auto source = std::make_unique<zstd_source>(std::move(raw), name, prefix, allow_truncated);
     if (auto st = source->init(); !st) return st.err();
     return std::unique_ptr<byte_source>(std::move(source));
   }

@@ -159,18 +159,24 @@ error chunk_parser::line_too_long(std::size_t bytes) const {
   return make_error(errc::limit_exceeded, position{}, "", what);
 }
 
-void chunk_parser::add_error(error e) {
+parsed_entry chunk_parser::new_entry(entry_kind kind) const {
   parsed_entry entry;
-  entry.kind = entry_kind::error;
+  entry.kind = kind;
   entry.line = line_;
   entry.byte = byte_;
+  return entry;
+}
+
+void chunk_parser::add_error(error e) {
+  parsed_entry entry = new_entry(entry_kind::error);
   entry.error = static_cast<std::int32_t>(out_->errors.size());
   out_->errors.push_back(std::move(e));
   out_->entries.push_back(entry);
 }
 
 std::optional<error> chunk_parser::line_json_error(const line_info& line,
-                                                   std::optional<error>* if_last) const {
+                                                   std::optional<error>* if_last,
+                                                   bool* partial_tail) const {
   const char* data = region_->data;
   std::string_view text(data + line.content, line.end - line.content);
   const auto e = validate_json_text(text);
@@ -188,7 +194,18 @@ std::optional<error> chunk_parser::line_json_error(const line_info& line,
   if (auto d = diagnose_invalid_line(text, e == simdjson::DEPTH_ERROR, 1024)) {
     return make_error(errc::invalid_json, position{}, d->field, cat("invalid JSON: ", d->what));
   }
-  // Only a record (an object) can be cut short; binary garbage is just invalid.
+  // The file's last line without its newline, starting a record it does not complete: a writer
+  // still appending (or one that died mid-line) left it; any proper prefix of a record is
+  // invalid JSON, and only a record (an object) can be cut short.
+  if (region_->final && line.end == region_->len && !text.empty() && text.front() == '{') {
+    *partial_tail = true;
+    return make_error(errc::invalid_json, position{}, "",
+                      cat("truncated record: the last line is not a complete JSON object and has "
+                          "no newline (was the writer interrupted, or is the file still being "
+                          "written? --allow-partial-tail uses the records before it): ",
+                          simdjson::error_message(e)));
+  }
+  // Binary garbage is just invalid.
   const bool cut = !text.empty() && text.front() == '{' && text.back() != '}';
   const error invalid = make_error(errc::invalid_json, position{}, "",
                                    cat("invalid JSON: ", simdjson::error_message(e)));
@@ -368,10 +385,7 @@ void chunk_parser::finish_stats() {
     return;
   }
   const record_fields& f = fields_;
-  parsed_entry entry;
-  entry.kind = entry_kind::stats;
-  entry.line = line_;
-  entry.byte = byte_;
+  parsed_entry entry = new_entry(entry_kind::stats);
   entry.f = f;
   entry.loads_at = out_->loads_used;
   out_->loads_used += f.load_rows * f.load_cols;
@@ -440,7 +454,14 @@ void chunk_parser::slow_line(const line_info& line) {
   // Every line is validated on its own first, so syntax errors outrank whatever the record's
   // content looked like and do not depend on how the input was cut into regions.
   std::optional<error> if_last;
-  if (auto e = line_json_error(line, &if_last)) {
+  bool partial_tail = false;
+  if (auto e = line_json_error(line, &if_last, &partial_tail)) {
+    if (partial_tail && options_.allow_partial_tail) {
+      parsed_entry entry = new_entry(entry_kind::partial_tail);
+      entry.tail_bytes = line.end - line.start;
+      out_->entries.push_back(entry);
+      return;
+    }
     add_error(std::move(*e));
     if (if_last) {
       out_->entries.back().if_last = static_cast<std::int32_t>(out_->errors.size());
@@ -473,10 +494,7 @@ void chunk_parser::slow_line(const line_info& line) {
       return;
     case entry_kind::meta:
     case entry_kind::other: {
-      parsed_entry entry;
-      entry.kind = kind_;
-      entry.line = line_;
-      entry.byte = byte_;
+      parsed_entry entry = new_entry(kind_);
       if (kind_ == entry_kind::meta) {
         entry.meta = static_cast<std::uint32_t>(out_->metas_used);
         if (out_->metas.size() <= out_->metas_used) out_->metas.emplace_back();
@@ -490,6 +508,7 @@ void chunk_parser::slow_line(const line_info& line) {
       return;
     }
     case entry_kind::error:
+    case entry_kind::partial_tail:
       break;
   }
 }

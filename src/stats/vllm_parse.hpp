@@ -41,7 +41,9 @@ struct record_fields {
   std::int64_t p2l_max = -1;
 };
 
-enum class entry_kind : std::uint8_t { stats, meta, other, error };
+// partial_tail: the file's last line, without its newline and not a complete record, which
+// stats_read_options::allow_partial_tail ignores.
+enum class entry_kind : std::uint8_t { stats, meta, other, error, partial_tail };
 
 // One non-blank line of a region, as the parse stage left it.
 struct parsed_entry {
@@ -57,6 +59,7 @@ struct parsed_entry {
   // error: the error to report instead when only whitespace follows this line to the end of the
   // file, which the parse stage cannot see (a record cut short); index in parsed_chunk::errors.
   std::int32_t if_last = -1;
+  std::uint64_t tail_bytes = 0;  // partial_tail: the bytes of the line, ignored
 };
 
 // What the parse stage produced for one region; cleared without freeing between regions.
@@ -117,14 +120,18 @@ class chunk_parser {
   void slow_line(const line_info& line);
   // Finishes a stats record whose fields are in fields_ and loads in out_->loads.
   void finish_stats();
+  // Returns an entry of the kind at the current line.
+  parsed_entry new_entry(entry_kind kind) const;
   void add_error(error e);
   error fail(errc code, const std::string& field, const std::string& what) const;
   error json_fail(simdjson::error_code e) const;
   error line_too_long(std::size_t bytes) const;
   // Validates the line on its own; returns its JSON error, if any. When the line would read as
   // a truncated record were it the file's last, and the parse stage cannot tell, sets *if_last
-  // to that error.
-  std::optional<error> line_json_error(const line_info& line, std::optional<error>* if_last) const;
+  // to that error. Sets *partial_tail when the line is the file's last, has no newline and
+  // starts a record that it does not complete (a file still being written).
+  std::optional<error> line_json_error(const line_info& line, std::optional<error>* if_last,
+                                       bool* partial_tail) const;
 
   // The On-Demand path.
   status process_document(simdjson::ondemand::document_reference& doc);

@@ -62,6 +62,7 @@ struct work_item {
   std::size_t file = 0;  // file_begin, file_end: index of the input
   error failure;
   bool failure_at_next_line = false;  // the failure's message still needs "file:line: "
+  bool truncated = false;             // file_end: the compressed stream ended early (allowed)
   bool parsed_ready = false;          // guarded by the pipeline's mutex when threads run
 };
 
@@ -96,6 +97,7 @@ class producer {
       case phase::end:
         item.kind = work_item::type::file_end;
         item.file = file_;
+        item.truncated = source_ && source_->truncated();
         consumed_before_ += source_ ? source_->consumed() : 0;
         source_.reset();
         ++file_;
@@ -126,7 +128,7 @@ class producer {
       raw = std::move(file);
     }
     size_hint_ = raw->size_hint();
-    auto source = open_text_source(std::move(raw), in.name);
+    auto source = open_text_source(std::move(raw), in.name, options_.allow_partial_tail);
     if (!source) return fail(item, source.err());
     source_ = std::move(*source);
     carry_len_ = 0;
@@ -251,6 +253,12 @@ class stats_reader {
         begin_file(inputs[item.file].name);
         return status::success();
       case work_item::type::file_end:
+        if (item.truncated) {
+          summary_.warnings.push_back(
+              cat(inputs[item.file].name,
+                  ": the compressed stream ends early (is the file still being written?); read "
+                  "the text before the cut"));
+        }
         if (file_stats_ == 0) {
           return make_error(errc::no_records, position{inputs[item.file].name, 0, 0}, "",
                             "no eplb_load_stats records found");
@@ -285,6 +293,12 @@ class stats_reader {
           break;
         case entry_kind::other:
           ++summary_.records_skipped_other;
+          break;
+        case entry_kind::partial_tail:
+          summary_.partial_tail_bytes += e.tail_bytes;
+          summary_.warnings.push_back(cat(record_.where.file, ':', record_.where.line,
+                                          ": ignored the incomplete last line (", e.tail_bytes,
+                                          " bytes, no newline; is the file still being written?)"));
           break;
         case entry_kind::stats:
           st = apply_stats(e, chunk);

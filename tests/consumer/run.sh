@@ -10,23 +10,10 @@ if [[ $# -ne 3 && $# -ne 4 ]]; then
   exit 2
 fi
 src=$1
-work=$2
 cmake=$3
 built=${4:-}
-
-[[ -n "$work" && "$work" != / ]] || { echo "bad WORK_DIR" >&2; exit 2; }
-rm -rf "$work"
-mkdir -p "$work"
-# Runs a command with its output in $work/LOG, shown only when the command fails.
-step() {
-  local log="$work/$1"
-  shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "failed: $*" >&2
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fresh_work "$2"
 
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi

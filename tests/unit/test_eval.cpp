@@ -50,6 +50,16 @@ placement tiny_mapping() {
 
 const topology tiny_topo{2, 3, 4, 2, 1, 1};
 
+// Replays the tiny trace through the candidates.
+eval_result replay_tiny_with(std::vector<eval_candidate> c, const replay_options& o) {
+  auto rp = replayer::create(tiny_topo, std::move(c), o);
+  REQUIRE(rp.ok());
+  REQUIRE(read_vllm_stats_text(tiny_trace, "tiny.jsonl", stats_read_options{}, *rp, nullptr).ok());
+  auto r = rp->finish();
+  REQUIRE(r.ok());
+  return std::move(*r);
+}
+
 eval_result replay_tiny(bool bounds, int bound_steps = 512, int threads = 0) {
   std::vector<eval_candidate> c;
   c.push_back({"identity", identity_placement(tiny_topo), true});
@@ -59,12 +69,7 @@ eval_result replay_tiny(bool bounds, int bound_steps = 512, int threads = 0) {
   o.bounds = bounds;
   o.bound_steps = bound_steps;
   o.threads = threads;
-  auto rp = replayer::create(tiny_topo, std::move(c), o);
-  REQUIRE(rp.ok());
-  REQUIRE(read_vllm_stats_text(tiny_trace, "tiny.jsonl", stats_read_options{}, *rp, nullptr).ok());
-  auto r = rp->finish();
-  REQUIRE(r.ok());
-  return std::move(*r);
+  return replay_tiny_with(std::move(c), o);
 }
 
 std::filesystem::path temp_dir(const char* name) {
@@ -420,4 +425,58 @@ TEST_CASE("replay keeps bounded series and evenly spaced samples") {
   // At most 7 samples, evenly spaced (stride 256 after doubling): steps 0, 256, 512, 768.
   CHECK(r->sampled_steps == std::vector<std::int64_t>{0, 256, 512, 768});
   CHECK(id.sampled_relative_load.size() == 4 * 2 * 2);
+}
+
+TEST_CASE("the regression gate compares each mapping file with the baseline") {
+  // identity's mean per-step imbalance is (73/60 + 1.25 + 1.2) / 3, the mapping's
+  // (74/60 + 1.25 + 1.1) / 3 (see the hand computation above).
+  const double id_mean = (73.0 / 60 + 1.25 + 1.2) / 3;
+  const double map_mean = (74.0 / 60 + 1.25 + 1.1) / 3;
+  std::vector<eval_candidate> c;
+  c.push_back({"identity", identity_placement(tiny_topo), true});
+  c.push_back({"recorded", std::nullopt});
+  c.push_back({"new.jsonl", identity_placement(tiny_topo)});  // a new mapping, worse
+  c.push_back({"deployed.jsonl", tiny_mapping(), false, true});
+  const eval_result r = replay_tiny_with(std::move(c), replay_options{});
+  REQUIRE(r.candidates.size() == 4);
+  CHECK(r.candidates[3].baseline);
+  CHECK_FALSE(r.candidates[2].baseline);
+
+  // Only the mapping files are judged: not identity, recorded or the baseline itself.
+  const auto strict = judge_regression(r, 0.005);
+  REQUIRE(strict.has_value());
+  CHECK(strict->baseline == "deployed.jsonl");
+  CHECK(strict->baseline_mean == Approx(map_mean));
+  REQUIRE(strict->checks.size() == 1);
+  CHECK(strict->checks[0].name == "new.jsonl");
+  CHECK(strict->checks[0].mean == Approx(id_mean));
+  CHECK(strict->checks[0].regression == Approx(id_mean / map_mean - 1));  // about +2.3%
+  CHECK_FALSE(strict->checks[0].pass);
+  CHECK_FALSE(strict->pass);
+  const auto lenient = judge_regression(r, 0.03);
+  REQUIRE(lenient.has_value());
+  CHECK(lenient->pass);
+
+  // The JSON carries the gate when a threshold is set, and null otherwise.
+  eval_context ctx;
+  ctx.max_regression = 0.005;
+  const std::string json = eval_json(r, ctx);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  REQUIRE(parser.parse(json).get(doc) == simdjson::SUCCESS);
+  CHECK(bool(doc["mappings"].at(3)["baseline"]));
+  CHECK_FALSE(bool(doc["mappings"].at(2)["baseline"]));
+  CHECK(std::string_view(doc["gate"]["baseline"]) == "deployed.jsonl");
+  CHECK_FALSE(bool(doc["gate"]["pass"]));
+  CHECK(double(doc["gate"]["max_regression"]) == Approx(0.005));
+  CHECK(std::string_view(doc["gate"]["mappings"].at(0)["name"]) == "new.jsonl");
+  CHECK(double(doc["gate"]["mappings"].at(0)["regression"]) == Approx(id_mean / map_mean - 1));
+  ctx.max_regression.reset();
+  simdjson::dom::element plain;
+  const std::string json2 = eval_json(r, ctx);
+  REQUIRE(parser.parse(json2).get(plain) == simdjson::SUCCESS);
+  CHECK(plain["gate"].is_null());
+
+  // Without a baseline there is no gate.
+  CHECK_FALSE(judge_regression(replay_tiny(false), 0.005).has_value());
 }
