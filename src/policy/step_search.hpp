@@ -59,6 +59,7 @@ class step_search {
   bool first_order(int ra, int rb);
   void gather_pair(int ra, int rb);
   double swap_delta(int i, int jb) const;
+  double swap_screen(int i, int jb) const;
   void apply_swap(int a, int b);
   int swap_pass(double eps, int budget);
   int resplit_pass(double eps, int targets, int budget);
@@ -90,6 +91,8 @@ class step_search {
   // Scratch of a rank pair (gather_pair): the samples that matter and their gathered figures.
   std::vector<std::uint32_t> rel_;
   std::vector<double> g_other_, g_la_, g_lb_, g_v0_, g_w_, g_piece_, first_;
+  std::vector<float> f_other_, f_la_, f_lb_, f_w_, f_piece_;
+  double screen_tolerance_ = 0;
   std::vector<int> order_;
 };
 
