@@ -310,6 +310,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   if (options.kind == policy_kind::deepseek || half_lives.empty()) half_lives = {0.0};
   double chosen = half_lives.front();
   bool guard = false;
+  int weightings_tried = 0;
   heldout_estimate& est = out.heldout;
   if (static_cast<int>(fit_count) < step.min_samples ||
       static_cast<int>(validation.size()) < step.min_samples) {
@@ -346,6 +347,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
       auto p = plan_variant(fit, weighted_sum(fit, topo.num_layers, topo.num_experts), c, state,
                             nullptr);
       if (!p) return p.err();
+      ++weightings_tried;
       const step_figures f = judge(validation, *p, topo);
       if (f.mean < best.mean) {
         best = f;
@@ -376,11 +378,15 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
     out.step_note = "deepseek's replica counts, slots searched on " +
                     std::to_string(all.loads.size()) + " sampled steps, " +
                     half_life_text(chosen) +
-                    (half_lives.size() > 1 ? " (chosen on the validation steps)" : "");
+                    (weightings_tried > 1   ? " (the best of " + std::to_string(weightings_tried) +
+                                                " weightings on the validation steps)"
+                     : half_lives.size() > 1 ? " (too few steps to try recency weights)"
+                                             : "");
   }
   out.step_half_life = guard ? -1.0 : chosen;
   out.hierarchical = ds_info.hierarchical;
-  out.note = ds_info.note;
+  // Where the start came from: deepseek's branch (node-grouped or global) and why.
+  out.note = topo.num_nodes == 1 ? "1 node: global plan" : "deepseek's branch: " + ds_info.note;
   if (topo.slots_per_rank() > topo.num_experts) {
     out.note += "; slots per rank exceed the experts: duplicate replicas cannot be avoided";
   }
