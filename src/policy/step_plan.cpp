@@ -152,6 +152,17 @@ void fill_layer(const weighted_samples& s, int l, int E, double spike_cap, worke
   }
 }
 
+// Each sample's weight: its recency over its mean rank load summed over layers, so summing the
+// layers' objectives gives the recency-weighted mean of the per-step imbalance.
+std::vector<double> sample_weights(const weighted_samples& s, int ranks) {
+  std::vector<double> weight(s.loads.size(), 0.0);
+  for (std::size_t i = 0; i < s.loads.size(); ++i) {
+    const double mean = static_cast<double>(s.loads[i]->sum()) / ranks;
+    weight[i] = mean > 0 ? s.recency[i] / mean : 0.0;
+  }
+  return weight;
+}
+
 // Plans one variant on `s`: deepseek's placement of `sums`, duplicates moved away, then the slot
 // search on the samples. `hierarchical` gets whether the start was node-grouped.
 result<placement> plan_variant(const weighted_samples& s, const weight_matrix& sums,
@@ -166,18 +177,11 @@ result<placement> plan_variant(const weighted_samples& s, const weight_matrix& s
   placement out = std::move(*start);
   if (k > E) return out;  // every rank holds more slots than there are experts: keep deepseek's
   const std::size_t S = s.loads.size();
-  // Each sample's weight: its recency over its mean rank load summed over layers, so summing the
-  // layers' objectives gives the recency-weighted mean of the per-step imbalance.
-  std::vector<double> weight(S, 0.0);
-  for (std::size_t i = 0; i < S; ++i) {
-    const double mean = static_cast<double>(s.loads[i]->sum()) / R;
-    weight[i] = mean > 0 ? s.recency[i] / mean : 0.0;
-  }
+  const std::vector<double> weight = sample_weights(s, R);
   const bool pinned = di.hierarchical && t.num_nodes > 1;
   const int block = pinned ? R / t.num_nodes : R;
   const bool ok = detail::for_each_layer(L, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
-    ws.x.resize(static_cast<std::size_t>(E) * S);
     ws.layer_sum.assign(static_cast<std::size_t>(E), 0.0);
     fill_layer(s, l, E, c.step.spike_cap, ws);
     for (int e = 0; e < E; ++e) ws.layer_sum[static_cast<std::size_t>(e)] = sums(l, e);
@@ -225,11 +229,7 @@ status migrate(placement& plan, const placement& previous, const weighted_sample
   const int L = t.num_layers, E = t.num_experts, R = t.num_ranks, k = t.slots_per_rank();
   const int P = t.num_slots;
   const std::size_t S = s.loads.size();
-  std::vector<double> weight(S, 0.0);
-  for (std::size_t i = 0; i < S; ++i) {
-    const double mean = static_cast<double>(s.loads[i]->sum()) / R;
-    weight[i] = mean > 0 ? s.recency[i] / mean : 0.0;
-  }
+  const std::vector<double> weight = sample_weights(s, R);
   const int block = pinned ? R / t.num_nodes : R;
   moves.assign(static_cast<std::size_t>(L), 0);
   const int cap = c.options.max_moves;
@@ -240,25 +240,16 @@ status migrate(placement& plan, const placement& previous, const weighted_sample
     const detail::layer_view lv{ws.layer_sum.data(), E, R, k};
     ws.aligned.resize(static_cast<std::size_t>(P));
     int m = detail::align_to_previous(lv, plan.row(l), previous.row(l), block, ws.aligned.data());
-    if (cap >= 0 && m > cap && k <= E) {
-      // Search from the deployed layer, never past the cap. The deployed layer may hold an
-      // expert twice on a rank; the search needs it duplicate-free, so such a layer stays as it
-      // is (0 moves) rather than spend its budget on repairs.
-      if (detail::count_duplicates(lv, previous.row(l)) == 0) {
-        ws.x.resize(static_cast<std::size_t>(E) * S);
-        for (std::size_t i = 0; i < S; ++i) {
-          const sample_matrix& mat = *s.loads[i];
-          for (int e = 0; e < E; ++e) ws.x[static_cast<std::size_t>(e) * S + i] = mat(l, e);
-        }
-        const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
-        ws.search.reset(sl, previous.row(l), R, false, previous.row(l));
-        ws.search.improve(c.step.max_passes, true, 16, cap);
-        std::copy(ws.search.slots().begin(), ws.search.slots().end(), ws.aligned.begin());
-        m = ws.search.changed();
-      } else {
-        std::copy(previous.row(l), previous.row(l) + P, ws.aligned.begin());
-        m = 0;
-      }
+    if (cap >= 0 && m > cap) {
+      // Search from the deployed layer and never past the cap: swaps, and re-splits, since the
+      // deployed counts may be far from any good plan's. A deployed layer that holds an expert
+      // twice on a rank keeps the duplicates the cap leaves no room to move.
+      fill_layer(s, l, E, c.step.spike_cap, ws);
+      const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
+      ws.search.reset(sl, previous.row(l), R, false, previous.row(l));
+      ws.search.improve(c.step.max_passes, true, 16, cap);
+      std::copy(ws.search.slots().begin(), ws.search.slots().end(), ws.aligned.begin());
+      m = ws.search.changed();
     }
     std::copy(ws.aligned.begin(), ws.aligned.end(), plan.row(l));
     moves[static_cast<std::size_t>(l)] = m;
