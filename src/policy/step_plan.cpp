@@ -104,16 +104,11 @@ struct planner_context {
   int workers;
 };
 
-// deepseek's placement for `weights` in the requested node-grouping mode (the global policy when
-// that mode is impossible), with its info.
+// deepseek's placement for `weights` in the requested node-grouping mode (`automatic` follows
+// vLLM; `on` where vLLM's hierarchical policy cannot run is deepseek's error), with its info.
 result<placement> deepseek_start(const weight_matrix& weights, const planner_context& c,
                                  plan_info* info) {
-  auto ds = rebalance_deepseek(weights, c.topo, c.options.hierarchical, info);
-  if (!ds && ds.code() == errc::invalid_topology &&
-      c.options.hierarchical != hierarchical_mode::off) {
-    ds = rebalance_deepseek(weights, c.topo, hierarchical_mode::off, info);
-  }
-  return ds;
+  return rebalance_deepseek(weights, c.topo, c.options.hierarchical, info);
 }
 
 // Per-layer scratch of a worker.
@@ -186,7 +181,9 @@ result<placement> plan_variant(const weighted_samples& s, const weight_matrix& s
     fill_layer(s, l, E, c.step.spike_cap, ws);
     for (int e = 0; e < E; ++e) ws.layer_sum[static_cast<std::size_t>(e)] = sums(l, e);
     const detail::layer_view lv{ws.layer_sum.data(), E, R, k};
-    if (!detail::make_duplicate_free(lv, out.row(l), ws.local, ws.row)) return;
+    if (!detail::make_duplicate_free(lv, out.row(l), ws.local, ws.row, pinned ? block : 0)) {
+      return;  // keeps deepseek's layer
+    }
     const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
     ws.search.reset(sl, ws.row.data(), block, pinned);
     ws.search.improve(c.step.max_passes, false, 0);
@@ -200,18 +197,22 @@ result<placement> plan_variant(const weighted_samples& s, const weight_matrix& s
 // (where that keeps the layer's max lowest): what the guard keeps when the search over-fits.
 result<placement> safe_deepseek(const weight_matrix& sums, const planner_context& c,
                                 std::vector<worker_state>& state, plan_info* ds_info) {
-  auto ds = deepseek_start(sums, c, ds_info);
+  plan_info di;
+  auto ds = deepseek_start(sums, c, &di);
   if (!ds) return ds.err();
+  if (ds_info != nullptr) *ds_info = di;
   placement p = std::move(*ds);
   const topology& t = c.topo;
   if (t.slots_per_rank() > t.num_experts) return p;
+  // A node-grouped placement keeps every expert on its node.
+  const int block = di.hierarchical && t.num_nodes > 1 ? t.num_ranks / t.num_nodes : 0;
   const bool ok = detail::for_each_layer(t.num_layers, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
     ws.layer_sum.assign(sums.row(l).data(), sums.row(l).data() + t.num_experts);
     const detail::layer_view lv{ws.layer_sum.data(), t.num_experts, t.num_ranks,
                                 t.slots_per_rank()};
     if (detail::count_duplicates(lv, p.row(l)) == 0) return;
-    if (detail::make_duplicate_free(lv, p.row(l), ws.local, ws.row)) {
+    if (detail::make_duplicate_free(lv, p.row(l), ws.local, ws.row, block)) {
       std::copy(ws.row.begin(), ws.row.end(), p.row(l));
     }
   });
