@@ -24,7 +24,7 @@ enum class errc : int {
   bad_sequence,      // records appear in an order the format forbids
   no_records,        // nothing usable was found
   invalid_topology,  // the requested topology is not valid
-  invalid_argument,  // an option value is not valid
+  invalid_argument,  // an option value is not valid, or options clash (a usage error: exit 2)
   overflow,          // a 64-bit sum overflowed
   limit_exceeded,    // an input exceeds a documented limit
   internal,          // a bug: an invariant did not hold

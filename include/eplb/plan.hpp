@@ -31,7 +31,7 @@ struct plan_request {
   policy_options policy;  // policy.threads also sets the stats reader's parser threads
   std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
   std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
-  int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
+  std::optional<int> max_moves;  // with previous: most changed slots per layer (--max-moves)
   objective_kind objective = objective_kind::sum;  // per_step: see objective.hpp
   std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
 };
@@ -61,6 +61,11 @@ struct plan_outcome {
   imbalance_report previous_imbalance;  // the deployed mapping on the same loads
   placement previous;  // the placement's distance to the lower bound on the optimal max rank load
 };
+
+/// Checks every option of the request against its range (flags.hpp: --ep, --redundant, --groups,
+/// --nodes, --max-moves, --threads, --skip-layers, --max-line-bytes) and --max-moves against
+/// --previous; invalid_argument naming the flag otherwise. plan() starts with it.
+status validate_plan_request(const plan_request& request);
 
 /// Reads the request's stats (every file of one format, detected or given) into out->loads, with
 /// out->read or out->imported; returns the first input error, or shape_mismatch when files of a

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "eplb/eval.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/loader.hpp"
 #include "mapping/export_common.hpp"
 #include "stats/text.hpp"
@@ -68,6 +69,15 @@ class lazy_replay final : public stats_sink {
     if (t.num_ranks <= 0) {
       return make_error(errc::invalid_topology, position{}, "--ep",
                         "the EP size is required: the stats do not record one");
+    }
+    // A mapping of another model would otherwise surface as a nonsense slot count.
+    for (const auto& [name, p] : maps_) {
+      if (p.num_layers != r.num_layers || p.num_experts != r.num_experts) {
+        return make_error(errc::shape_mismatch, position{name, 0, 0}, "",
+                          cat("the mapping has ", p.num_layers, " layers x ", p.num_experts,
+                              " experts but the stats (", r.where.file, ") have ", r.num_layers,
+                              " x ", r.num_experts));
+      }
     }
     if (req_.redundant) {
       t.num_slots = t.num_experts + *req_.redundant;
@@ -158,7 +168,7 @@ result<step_split> split_step_list(std::vector<std::int64_t> steps, double fract
   }
   std::sort(steps.begin(), steps.end());
   if (steps.empty() || steps.front() == steps.back()) {
-    return make_error(errc::invalid_argument, position{}, "--split",
+    return make_error(errc::no_records, position{}, "--split",
                       cat("needs records of at least two different steps, found ", steps.size(),
                           " record(s)", steps.empty() ? "" : " of one step"));
   }
@@ -194,6 +204,8 @@ result<step_split> split_steps(const std::vector<std::string>& files, const step
 }
 
 result<eval_result> evaluate(const eval_request& req, stats_read_summary* read) {
+  if (status s = check_flag(flags::ep, req.ep); !s.ok()) return s.err();
+  if (status s = check_flag(flags::redundant, req.redundant); !s.ok()) return s.err();
   auto files = expand_stats_paths(req.stats);
   if (!files) return files.err();
   std::vector<std::pair<std::string, placement>> maps;

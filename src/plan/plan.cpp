@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "eplb/flags.hpp"
 #include "eplb/loader.hpp"
 #include "eplb/limits.hpp"
 
@@ -97,7 +98,27 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   return t;
 }
 
+status validate_plan_request(const plan_request& req) {
+  for (const auto& [flag, value] :
+       {std::pair{flags::ep, req.ep}, std::pair{flags::redundant, req.redundant},
+        std::pair{flags::groups, req.groups}, std::pair{flags::nodes, req.nodes},
+        std::pair{flags::max_moves, req.max_moves}}) {
+    if (status s = check_flag(flag, value); !s.ok()) return s;
+  }
+  if (status s = check_flag(flags::threads, req.policy.threads); !s.ok()) return s;
+  if (status s = check_flag(flags::skip_layers, req.skip_layers); !s.ok()) return s;
+  if (status s = check_flag(flags::max_line_bytes, static_cast<std::int64_t>(req.max_line_bytes));
+      !s.ok()) {
+    return s;
+  }
+  if (req.max_moves && req.previous.empty()) {
+    return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
+  }
+  return status::success();
+}
+
 result<plan_outcome> plan(const plan_request& req) {
+  if (status s = validate_plan_request(req); !s.ok()) return s.err();
   plan_outcome out;
   // The per-step objective also keeps a sample of the steps; the sampler feeds the aggregator.
   const bool per_step = req.objective == objective_kind::per_step;
@@ -127,9 +148,7 @@ result<plan_outcome> plan(const plan_request& req) {
     out.previous.physical_to_logical.assign(flat.begin(), flat.end());
     out.has_previous = true;
     popt.previous = &out.previous;
-    popt.max_moves = req.max_moves;
-  } else if (req.max_moves >= 0) {
-    return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
+    popt.max_moves = req.max_moves.value_or(-1);
   }
   objective_options oopt;
   oopt.threads = req.policy.threads;

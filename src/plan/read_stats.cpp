@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "eplb/aggregate.hpp"
+#include "eplb/files.hpp"
 #include "eplb/import.hpp"
 #include "eplb/plan.hpp"
 
@@ -119,6 +120,8 @@ status read_stats(const plan_request& req, plan_outcome* out, step_sampler* samp
   if (files->empty()) {
     return make_error(errc::invalid_argument, position{}, "--stats", "no stats files given");
   }
+  // One file under two spellings (t.jsonl, ./t.jsonl, a link) would be counted twice.
+  if (status s = check_distinct_inputs(*files, ""); !s.ok()) return s;
   std::optional<stats_format> format;
   if (req.stats_format != "auto") {
     auto f = requested_format(req.stats_format);

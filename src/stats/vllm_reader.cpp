@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "eplb/files.hpp"
 #include "eplb/limits.hpp"
 #include "eplb/stats.hpp"
 #include "stats/byte_source.hpp"
@@ -707,14 +708,8 @@ status read_vllm_stats(const std::vector<std::string>& files, const stats_read_o
   if (files.empty()) {
     return make_error(errc::invalid_argument, position{}, "", "no stats files given");
   }
-  // The same file twice would silently double its loads (overlapping globs, say).
-  std::vector<std::string> sorted(files);
-  std::sort(sorted.begin(), sorted.end());
-  const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-  if (dup != sorted.end()) {
-    return make_error(errc::invalid_argument, position{*dup, 0, 0}, "",
-                      "listed more than once (its loads would be counted twice)");
-  }
+  // The same file twice would silently double its loads (overlapping globs, two spellings).
+  if (status st = check_distinct_inputs(files, ""); !st.ok()) return st;
   std::vector<detail::input> inputs;
   inputs.reserve(files.size());
   for (const auto& path : files) inputs.push_back(detail::input{path, nullptr});
