@@ -44,7 +44,7 @@ struct plan_flags {
               *nodes_opt = nullptr, *max_moves_opt = nullptr, *split_opt = nullptr;
 };
 
-void print_summary(const plan_outcome& o, bool per_layer) {
+void print_summary(const plan_outcome& o, bool per_layer, std::optional<int> max_moves) {
   const topology& t = o.topo;
   if (o.imported) {
     fmt::print(stderr, "stats:    {} file(s), {}, {} of {} steps used\n", o.imported->files.size(),
@@ -67,8 +67,10 @@ void print_summary(const plan_outcome& o, bool per_layer) {
   if (o.has_previous) {
     int total = 0;
     for (int m : o.info.moves_per_layer) total += m;
-    fmt::print(stderr, "previous: imbalance {:.4f}x; {} slot(s) change over {} layers\n",
-               o.previous_imbalance.overall, total, o.info.moves_per_layer.size());
+    // Counted on the placement written, against --previous.
+    fmt::print(stderr, "previous: imbalance {:.4f}x; {} slot(s) change over {} layers{}\n",
+               o.previous_imbalance.overall, total, o.info.moves_per_layer.size(),
+               max_moves ? fmt::format(" (at most {} per layer)", *max_moves) : "");
     if (per_layer) {
       for (std::size_t l = 0; l < o.info.moves_per_layer.size(); ++l) {
         fmt::print(stderr, "layer {:3}: {} move(s)\n", l, o.info.moves_per_layer[l]);
@@ -218,7 +220,7 @@ runner add_plan(CLI::App& app) {
     }
     if (status s = write_files(files); !s.ok()) return fail(s.err());
     if (!f->quiet) {
-      print_summary(*outcome, f->per_layer);
+      print_summary(*outcome, f->per_layer, req.max_moves);
       print_written(files);
     }
     return 0;

@@ -157,6 +157,15 @@ result<plan_outcome> plan(const plan_request& req) {
                          : rebalance(w, out.topo, popt, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
+  if (out.has_previous) {
+    // The cap holds for every policy and objective, and the moves reported are those of the
+    // placement that is written.
+    if (req.max_moves) {
+      auto capped = cap_moves(out.result, out.previous, *req.max_moves, w, out.topo);
+      if (!capped) return capped.err();
+    }
+    out.info.moves_per_layer = moves_per_layer(out.result, out.previous);
+  }
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
     return make_error(errc::internal, position{}, "policy", "produced an invalid placement: " + s.message());
   }
