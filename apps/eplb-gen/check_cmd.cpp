@@ -84,6 +84,19 @@ runner add_check(CLI::App& app) {
     opt.num_hidden_layers = num_hidden_layers.value_or(0);
     auto m = read_mapping(f->mapping, format, opt);
     if (!m) return fail(m.err());
+    if (m->format == mapping_format::vllm) {
+      // vLLM ignores layer keys beyond its own layers; a gate does not: a mapping with more layers
+      // was planned for another model.
+      mapping_read_options all = opt;
+      all.num_layers = 0;
+      auto whole = read_mapping(f->mapping, mapping_format::vllm, all);
+      if (whole && whole->place.num_layers != f->layers) {
+        return fail(fmt::format(
+            "{}: initial_global_assignments: the mapping has {} layers but --layers is {} (vLLM "
+            "would ignore the extra layers; a mapping for another model?)",
+            f->mapping, whole->place.num_layers, f->layers));
+      }
+    }
     const topology topo = mapping_topology(*m, f->ep);
     if (status s = validate_placement(m->place, topo); !s.ok()) {
       return fail(f->mapping + ": " + s.message());  // the readers check this; keep it honest

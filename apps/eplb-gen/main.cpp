@@ -12,7 +12,8 @@
 
 namespace eplb::cli {
 int fail(const std::string& message) {
-  fmt::print(stderr, "eplb-gen: error: {}\n", message);
+  // Messages quote inputs (model names, file names, bad bytes): nothing reaches the terminal raw.
+  fmt::print(stderr, "eplb-gen: error: {}\n", printable(message));
   return kExitFailure;
 }
 

@@ -52,9 +52,12 @@ void print_summary(const plan_outcome& o, bool per_layer, std::optional<int> max
                o.imported->steps_total);
   } else {
     fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
-               o.read.files.size(), o.read.records_selected, o.read.records_seen,
-               o.read.first_step, o.read.last_step,
-               o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+               o.read.files.size(), o.read.records_selected, o.read.records_seen, o.read.first_step,
+               o.read.last_step,
+               o.read.meta ? fmt::format(", model {}", printable(o.read.meta->model)) : "");
+    for (const std::string& note : o.read.notes) {
+      fmt::print(stderr, "stats:    note: {}\n", printable(note));
+    }
   }
   fmt::print(stderr,
              "topology: {} layers x {} experts, {} slots ({} redundant), EP {} ({} slots/rank), "

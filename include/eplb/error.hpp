@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -45,6 +46,11 @@ struct position {
   std::uint64_t line = 0;
   std::uint64_t byte = 0;  // byte offset of the start of the line in the file
 };
+
+/// Returns `text` safe to print on a terminal: control characters, DEL and bytes that are not
+/// UTF-8 become escapes (\n, \t, \x1b); other text is unchanged, so applying it twice changes
+/// nothing more.
+std::string printable(std::string_view text);
 
 /// Builds an error whose message reads "file:line: field: what" (parts that are empty are left out).
 error make_error(errc code, const position& where, const std::string& field, const std::string& what);

@@ -69,6 +69,11 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   t.num_layers = read.num_layers;
   t.num_experts = read.num_experts;
   t.num_ranks = pick(req.ep, "--ep", meta, m.num_ranks, 0, &src.ep);
+  if (!req.ep && !meta && read.num_ranks > 0) {
+    // Without a meta record the records' own num_ranks is the recording EP size (as in eval).
+    t.num_ranks = read.num_ranks;
+    src.ep = "records";
+  }
   const int redundant =
       pick(req.redundant, "--redundant", meta, m.num_redundant_experts, 0, &src.redundant);
   // In 64 bits: --redundant may be anything up to INT_MAX.
@@ -85,7 +90,8 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   if (sources) *sources = src;
   if (t.num_ranks <= 0) {
     return make_error(errc::invalid_topology, position{}, "--ep",
-                      "the EP size is required: the stats have no eplb_load_meta record");
+                      "the EP size is required: the stats have no eplb_load_meta record and their "
+                      "records no num_ranks");
   }
   if (status s = validate_topology(t); !s.ok()) {
     error e = s.err();

@@ -28,6 +28,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -121,6 +122,11 @@ class producer {
     std::unique_ptr<byte_source> raw;
     if (in.text != nullptr) {
       raw = std::make_unique<memory_source>(*in.text);
+    } else if (const opened_input* o = opened(in.name)) {
+      // Read once already (format detection): its first bytes, then the rest of the descriptor.
+      auto file = std::make_unique<file_source>();
+      file->adopt(o->fd, in.name);
+      raw = std::make_unique<prefixed_source>(std::move(file), o->prefix);
     } else {
       auto file = std::make_unique<file_source>();
       if (auto st = file->open(in.name); !st) return fail(item, st.err());
@@ -135,6 +141,13 @@ class producer {
     item.kind = work_item::type::file_begin;
     item.file = file_;
     phase_ = phase::read;
+  }
+
+  const opened_input* opened(const std::string& name) const {
+    for (const opened_input& o : options_.opened) {
+      if (o.name == name) return &o;
+    }
+    return nullptr;
   }
 
   // The line that starts after the regions so far; the apply stage knows its number.
@@ -363,7 +376,41 @@ class stats_reader {
       return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
     meta_ = chunk.metas[e.meta];
     meta_->where = record_.where;
-    if (!summary_.meta) summary_.meta = meta_;
+    if (!summary_.meta) {
+      summary_.meta = meta_;
+      return status::success();
+    }
+    return compare_metas(*summary_.meta, *meta_);
+  }
+
+  // Files planned together come from one model and cluster shape; the EP size and redundant
+  // slots of the recording servers may differ (the plan sets its own) and are only reported.
+  status compare_metas(const stats_meta& first, const stats_meta& m) {
+    const std::string origin = cat(" but ", where_str(first.where), " says ");
+    if (m.model != first.model) {
+      return fail(errc::shape_mismatch, "model",
+                  cat('"', printable(m.model), '"', origin, '"', printable(first.model),
+                      "\"; stats of different models cannot be planned together"));
+    }
+    for (const auto& [name, a, b] : {std::tuple{"num_layers", m.num_layers, first.num_layers},
+                                     std::tuple{"num_groups", m.num_groups, first.num_groups},
+                                     std::tuple{"num_nodes", m.num_nodes, first.num_nodes}}) {
+      if (a != b) {
+        return fail(errc::shape_mismatch, name,
+                    cat(a, origin, b,
+                        "; files planned together must agree on everything but num_ranks and "
+                        "num_redundant_experts"));
+      }
+    }
+    for (const auto& [name, a, b] : {std::tuple{"num_ranks", m.num_ranks, first.num_ranks},
+                                     std::tuple{"num_redundant_experts", m.num_redundant_experts,
+                                                first.num_redundant_experts}}) {
+      if (a != b) {
+        summary_.notes.push_back(cat(where_str(m.where), ": ", name, " = ", a, origin, b,
+                                     " (the recording servers differ; the plan uses ",
+                                     where_str(first.where), "'s unless given as a flag)"));
+      }
+    }
     return status::success();
   }
 
@@ -396,6 +443,8 @@ class stats_reader {
   std::optional<stats_meta> meta_;
   std::uint64_t file_stats_ = 0;
   bool file_has_selected_ = false;
+  int file_slots_ = 0, file_ranks_ = 0;  // P and num_ranks of the file's last selected record
+  position file_slots_where_;
   std::uint64_t line_base_ = 0;   // lines of the file before the current region
   std::optional<error> pending_;  // see apply_pending
   error pending_if_last_;
@@ -501,6 +550,25 @@ status stats_reader::check_selected(const record_fields& f, const std::int32_t* 
     covered_id_ = p2l_id;
     covered_experts_ = expected;
   }
+
+  // Within a file the slot count changes only with an elastic EP rescale, which records a new
+  // num_ranks; otherwise the file holds a second run (other redundant slots) under the first's
+  // meta, or none, and its topology would be wrong.
+  const int record_ranks = f.has_num_ranks ? static_cast<int>(f.num_ranks) : 0;
+  if (file_has_selected_ && num_slots != file_slots_ &&
+      (record_ranks == 0 || record_ranks == file_ranks_)) {
+    return fail(errc::shape_mismatch, "expert_load",
+                cat("the record has ", num_slots, " slots per layer but the record before it (",
+                    where_str(file_slots_where_), ") has ", file_slots_, ", with the same ",
+                    expected, " logical experts and ",
+                    record_ranks == 0 ? std::string("no num_ranks")
+                                      : cat("the same num_ranks ", record_ranks),
+                    " (a second run appended to the file? select one run with a step range; an "
+                    "elastic EP rescale records its new num_ranks)"));
+  }
+  file_slots_ = num_slots;
+  file_ranks_ = record_ranks;
+  file_slots_where_ = record_.where;
 
   if (!have_shape_) {
     have_shape_ = true;
