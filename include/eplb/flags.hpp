@@ -84,6 +84,11 @@ status check_flag(const real_flag& flag, double value);
 /// As above for a flag that may be absent (nullopt passes).
 status check_flag(const real_flag& flag, const std::optional<double>& value);
 
+/// Returns the threads a stage starts for --threads `requested`: all hardware threads for 0, else
+/// `requested` but at most the hardware's (more would only cost memory; results never depend on
+/// the number).
+int effective_threads(int requested) noexcept;
+
 /// Returns the range of a flag as its messages print it ("between 1 and 65536").
 std::string describe_range(const int_flag& flag);
 

@@ -67,6 +67,11 @@ struct plan_outcome {
 /// --previous; invalid_argument naming the flag otherwise. plan() starts with it.
 status validate_plan_request(const plan_request& request);
 
+/// Returns limit_exceeded naming the limit when planning `topo` would need more memory or time
+/// than docs/limits.md allows (limits::max_rank_expert_pairs, limits::max_plan_work); plan()
+/// checks it before any policy runs.
+status check_plan_size(const topology& topo);
+
 /// Reads the request's stats (every file of one format, detected or given) into out->loads, with
 /// out->read or out->imported; returns the first input error, or shape_mismatch when files of a
 /// non-vLLM format disagree in shape.

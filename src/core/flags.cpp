@@ -2,9 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 namespace eplb {
+
+int effective_threads(int requested) noexcept {
+  const int hardware = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  return requested <= 0 ? hardware : std::min(requested, hardware);
+}
 
 std::string describe_range(const int_flag& flag) {
   return fmt::format("between {} and {}{}", flag.min, flag.max, flag.note);

@@ -123,6 +123,27 @@ status validate_plan_request(const plan_request& req) {
   return status::success();
 }
 
+status check_plan_size(const topology& t) {
+  const std::int64_t pairs = std::int64_t{t.num_ranks} * t.num_experts;
+  if (pairs > limits::max_rank_expert_pairs) {
+    return make_error(
+        errc::limit_exceeded, position{}, "topology",
+        fmt::format("EP {} x {} experts = {} (rank, expert) pairs per layer exceed the "
+                    "planner's limit of {} (docs/limits.md)",
+                    t.num_ranks, t.num_experts, pairs, limits::max_rank_expert_pairs));
+  }
+  const std::int64_t work =
+      std::int64_t{t.num_layers} * t.num_experts * (std::int64_t{t.slots_per_rank()} + t.num_ranks);
+  if (work > limits::max_plan_work) {
+    return make_error(errc::limit_exceeded, position{}, "topology",
+                      fmt::format("{} layers x {} experts x ({} slots/rank + EP {}) = {} exceeds "
+                                  "the planner's limit of {} (docs/limits.md)",
+                                  t.num_layers, t.num_experts, t.slots_per_rank(), t.num_ranks,
+                                  work, limits::max_plan_work));
+  }
+  return status::success();
+}
+
 result<plan_outcome> plan(const plan_request& req) {
   if (status s = validate_plan_request(req); !s.ok()) return s.err();
   plan_outcome out;
@@ -137,8 +158,10 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!topo) return topo.err();
   if (!req.ep && sized.ep) out.sources.ep = "rank files";
   out.topo = *topo;
+  if (status s = check_plan_size(out.topo); !s.ok()) return s.err();
   const weight_matrix w = to_weights(out.loads);
   policy_options popt = req.policy;
+  popt.threads = effective_threads(req.policy.threads);
   if (!req.previous.empty()) {
     // The loader is the one parser of vLLM mapping files: the same rules as the serving side.
     const loader::expected_topology expect{out.topo.num_layers, out.topo.num_experts,
@@ -157,7 +180,7 @@ result<plan_outcome> plan(const plan_request& req) {
     popt.max_moves = req.max_moves.value_or(-1);
   }
   objective_options oopt;
-  oopt.threads = req.policy.threads;
+  oopt.threads = effective_threads(req.policy.threads);
   auto placed = per_step ? plan_per_step(w, sampler, out.topo, popt, oopt, &out.info,
                                          &out.objective)
                          : rebalance(w, out.topo, popt, &out.info);

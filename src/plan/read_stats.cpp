@@ -13,6 +13,7 @@
 
 #include "eplb/aggregate.hpp"
 #include "eplb/files.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/import.hpp"
 #include "eplb/plan.hpp"
 #include "stats/import_common.hpp"
@@ -93,7 +94,7 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   if (!agg) return agg.err();
   stats_read_options ropt;
   ropt.steps = req.steps;
-  ropt.threads = req.policy.threads;
+  ropt.threads = effective_threads(req.policy.threads);
   ropt.progress = req.progress;
   ropt.batch_bytes = req.max_line_bytes;
   for (const auto& in : streams) ropt.opened.push_back(opened_input{in->path, in->fd, in->prefix});

@@ -21,9 +21,11 @@
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -52,11 +54,18 @@ constexpr std::size_t tail_bytes = 16 + simdjson::SIMDJSON_PADDING;
 
 std::string where_str(const position& p) { return cat(p.file, ':', p.line); }
 
+// Item buffers come from malloc so that growing one for a long line is a realloc, which moves the
+// pages of a large block (mremap) instead of copying them: the old and the new buffer are never
+// held at once, and a line of the limit takes the limit, not 1.5 or 2 times it.
+struct free_deleter {
+  void operator()(char* p) const noexcept { std::free(p); }
+};
+
 // One unit of work from the read stage to the apply stage.
 struct work_item {
   enum class type { region, file_begin, file_end, failure };
   type kind = type::region;
-  std::unique_ptr<char[]> buf;  // region text, then the carried partial line, then tail_bytes
+  std::unique_ptr<char, free_deleter> buf;  // region text, the carried partial line, tail_bytes
   std::size_t cap = 0;          // bytes of text the buffer holds
   region_text region;
   std::uint64_t bytes_read = 0;  // bytes read from the file into this item
@@ -162,9 +171,14 @@ class producer {
   static void reserve(work_item& item, std::size_t need, std::size_t keep, std::size_t max_cap) {
     if (item.cap >= need) return;
     need = std::max(need, std::min(max_cap, item.cap + item.cap / 2));
-    std::unique_ptr<char[]> bigger(new char[need + tail_bytes]);
-    if (keep > 0) std::memcpy(bigger.get(), item.buf.get(), keep);
-    item.buf = std::move(bigger);
+    char* old = keep > 0 ? item.buf.release() : nullptr;
+    item.buf.reset();  // nothing to keep: free before allocating
+    char* bigger = static_cast<char*>(std::realloc(old, need + tail_bytes));
+    if (bigger == nullptr) {
+      std::free(old);
+      throw std::bad_alloc();  // as new[] would
+    }
+    item.buf.reset(bigger);
     item.cap = need;
   }
 
@@ -183,6 +197,11 @@ class producer {
     }
     // Room for the carried line and at least one more byte, within the limit of one line.
     want = std::min(max_cap, std::max(want, carry_len_ + 1));
+    // A buffer grown for a long line is given back once its region is done with.
+    if (item.cap > std::max(want, 4 * chunk)) {
+      item.buf.reset();
+      item.cap = 0;
+    }
     reserve(item, std::min(want, max_cap), 0, max_cap);
     char* buf = item.buf.get();
     // memcpy from a null carry is undefined even for zero bytes.
