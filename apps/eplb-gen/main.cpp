@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -74,10 +75,16 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : eplb::cli::kExitUsage;
   }
   int code = -1;
-  for (auto& [sub, run] : commands) {
-    if (sub->parsed()) code = run();
+  try {
+    for (auto& [sub, run] : commands) {
+      if (sub->parsed()) code = run();
+    }
+    if (code < 0) code = plan();
+  } catch (const std::bad_alloc&) {
+    // The limits (docs/limits.md) keep inputs from asking for more than a real model needs; this
+    // is a machine with less memory than that. An error, never an abort.
+    code = eplb::cli::fail("out of memory (docs/limits.md lists what bounds eplb-gen's memory)");
   }
-  if (code < 0) code = plan();
   // What went to stdout (tables, JSON, a mapping with -o -) must have arrived: a full disk or a
   // closed stdout is a failed run, not a success.
   if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {

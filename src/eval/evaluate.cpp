@@ -1,6 +1,8 @@
 // The eval pipeline: mapping files + stats files -> replay -> figures; the held-out split of
 // step ranges; the JSON written for CI.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -196,6 +198,15 @@ result<step_split> split_steps(const std::vector<std::string>& files, const step
   if (!(fraction > 0 && fraction < 1)) return split_step_list({}, fraction).err();
   auto paths = expand_stats_paths(files);
   if (!paths) return paths.err();
+  for (const std::string& path : *paths) {
+    // The split counts the records first, then the run reads them again.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+      return make_error(errc::invalid_argument, position{}, "--split",
+                        cat("reads the stats twice, but ", path,
+                            " is a pipe or a device that can be read once; save it to a file"));
+    }
+  }
   stats_read_options ropt;
   ropt.steps = steps;
   step_collector c;

@@ -232,7 +232,7 @@ result<imported_stats> import_trtllm(const std::string& path, const import_optio
     if (options.steps.contains(it)) used.push_back(it);
   }
   if (used.empty()) {
-    return make_error(errc::invalid_argument, where_dir, "",
+    return make_error(errc::no_records, where_dir, "",
                       "the iteration range selects none of the recorded iterations " +
                           std::to_string(*iters.begin()) + ".." + std::to_string(*iters.rbegin()));
   }
