@@ -51,6 +51,17 @@ awk 'BEGIN {
   for (i = 1; i < 65537; i++) printf ", 0";
   printf "]]}\n" }' >too_many_slots.jsonl
 
+# bzip2 data (only its magic bytes matter), a symlink loop, a directory of JSONL files without
+# meta_info.json, a torch archive, and an SGLang layer of 65536 experts (the planner's limits).
+printf 'BZh91AY&SY\001\002\003garbage' >compressed.jsonl.bz2
+ln -s loop_b loop_a
+ln -s loop_a loop_b
+mkdir jsonl_dir
+cp lf.jsonl jsonl_dir/
+echo x >model.pt
+awk 'BEGIN { printf "{\"logical_count\": [[1"; for (i = 1; i < 65536; i++) printf ", 1"; printf "]]}\n" }' \
+  >wide_sglang.json
+
 no_output() {  # case name: nothing written, not even a temporary file
   if compgen -G 'out*' >/dev/null; then bad "$1: $(echo out*) written"; return 1; fi
   if compgen -G '.out*.tmp.*' >/dev/null; then bad "$1: temporary file left"; return 1; fi
