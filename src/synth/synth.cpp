@@ -301,22 +301,19 @@ status synthesize_stats(const weight_matrix& dist, const synth_options& o,
           }
           line += ']';
         }
-        line += "], \"expert_load\": [";
-        for (int l = 0; l < L; ++l) {
-          line += l ? ", [" : "[";
-          for (int s = 0; s < P; ++s) {
-            fmt::format_to(it, "{}{}", s ? ", " : "", phys[static_cast<std::size_t>(l) * P + s]);
+        // Both matrices are [L][P], written as Python's json.dumps writes nested lists.
+        auto append_rows = [&](const char* key, const auto& m) {
+          fmt::format_to(it, "], \"{}\": [", key);
+          for (int l = 0; l < L; ++l) {
+            line += l ? ", [" : "[";
+            for (int s = 0; s < P; ++s) {
+              fmt::format_to(it, "{}{}", s ? ", " : "", m[static_cast<std::size_t>(l) * P + s]);
+            }
+            line += ']';
           }
-          line += ']';
-        }
-        line += "], \"p2l_map\": [";
-        for (int l = 0; l < L; ++l) {
-          line += l ? ", [" : "[";
-          for (int s = 0; s < P; ++s) {
-            fmt::format_to(it, "{}{}", s ? ", " : "", p2l[static_cast<std::size_t>(l) * P + s]);
-          }
-          line += ']';
-        }
+        };
+        append_rows("expert_load", phys);
+        append_rows("p2l_map", p2l);
         line += "]}\n";
         return write(line);
       });
