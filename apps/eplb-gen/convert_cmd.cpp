@@ -50,7 +50,11 @@ runner add_convert(CLI::App& app) {
     std::optional<mapping_format> in_format;
     if (f->input_format != "auto") {
       auto parsed = parse_mapping_format(f->input_format);
-      if (!parsed) return usage_error("--input-format: " + parsed.message());
+      if (!parsed) {
+        // The parser names --format; here the flag is --input-format.
+        return usage_error("--input-format: unknown mapping format \"" + f->input_format +
+                           "\"; expected vllm, sglang, trtllm, ascend or json");
+      }
       in_format = *parsed;
     }
     auto paths = output_paths(*out, "");
