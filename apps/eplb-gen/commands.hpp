@@ -4,13 +4,19 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "eplb/error.hpp"
+
 namespace eplb::cli {
 
-/// Exit codes: 0 success, 1 bad input or failure, 2 usage error (CLI11's own).
+/// Exit codes (README "Exit status", docs/limits.md): 0 success; 1 bad input or a failed run
+/// (nothing written); 2 usage error (a flag out of range, flags that clash, an output that is an
+/// input, CLI11's parse errors); 3 is reserved for the gate of `eval --max-regression`.
 inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
 /// Exit code of `eval --baseline` when a mapping is worse than the baseline by more than
 /// --max-regression.
 inline constexpr int kExitEvalGate = 3;
@@ -39,5 +45,18 @@ runner add_report(CLI::App& app);
 int fail(const std::string& message);
 /// Prints "eplb-gen: warning: <message>" on stderr for each message.
 void print_warnings(const std::vector<std::string>& messages);
+
+/// Prints the error's message like fail() and returns its exit code: kExitUsage for
+/// errc::invalid_argument (a usage error), else kExitFailure.
+int fail(const error& e);
+
+/// Prints "eplb-gen: error: <message>" on stderr and returns kExitUsage.
+int usage_error(const std::string& message);
+
+/// Returns the value of an option the user gave, nullopt for one left out (whatever its value).
+template <class T>
+std::optional<T> given(const CLI::Option* option, const T& value) {
+  return option != nullptr && option->count() > 0 ? std::optional<T>(value) : std::nullopt;
+}
 
 }  // namespace eplb::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/mapping_io.hpp"
 #include "outputs.hpp"
 
@@ -20,6 +21,7 @@ struct convert_flags {
   int ep = 0;
   int layers = 0;
   bool quiet = false;
+  CLI::Option *ep_opt = nullptr, *layers_opt = nullptr;
 };
 }  // namespace
 
@@ -29,36 +31,52 @@ runner add_convert(CLI::App& app) {
   app.add_option("--input-format", f->input_format,
                  "Format of the input: auto|vllm|sglang|trtllm|ascend|json")
       ->capture_default_str();
-  app.add_option("--ep", f->ep,
-                 "EP size; needed for ascend and json outputs when the input does not state it");
-  app.add_option("--layers", f->layers,
-                 "MoE layers to take from an SGLang or TensorRT-LLM input (default: all rows or "
-                 "keys, from --first-moe-layer)");
+  f->ep_opt = app.add_option(
+      "--ep", f->ep,
+      "EP size; needed for ascend and json outputs when the input does not state it");
+  f->layers_opt = app.add_option(
+      "--layers", f->layers,
+      "MoE layers to take from an SGLang or TensorRT-LLM input (default: all rows or "
+      "keys, from --first-moe-layer)");
   app.add_flag("-q,--quiet", f->quiet, "Print nothing but errors");
   const auto out = add_output_flags(app);
   return [f, out]() -> int {
+    const auto ep = given(f->ep_opt, f->ep);
+    const auto layers = given(f->layers_opt, f->layers);
+    if (status s = check_flag(flags::ep, ep); !s.ok()) return fail(s.err());
+    if (status s = check_flag(flags::layers, layers); !s.ok()) return fail(s.err());
     auto outputs = resolve_outputs(*out);
-    if (!outputs) return fail(outputs.message());
+    if (!outputs) return fail(outputs.err());
     std::optional<mapping_format> in_format;
     if (f->input_format != "auto") {
       auto parsed = parse_mapping_format(f->input_format);
-      if (!parsed) return fail("--input-format: " + parsed.message());
+      if (!parsed) {
+        // The parser names --format; here the flag is --input-format.
+        return usage_error("--input-format: unknown mapping format \"" + f->input_format +
+                           "\"; expected vllm, sglang, trtllm, ascend or json");
+      }
       in_format = *parsed;
     }
+    auto paths = output_paths(*out, "");
+    if (!paths) return fail(paths.err());
+    if (status s = check_output_paths({named_path{"--input", f->input}}, *paths); !s.ok()) {
+      return fail(s.err());
+    }
     mapping_read_options ropt;
-    ropt.num_ranks = f->ep;
-    ropt.num_layers = f->layers;
-    if (out->first_moe_layer >= 0) ropt.first_moe_layer = out->first_moe_layer;
-    ropt.num_hidden_layers = out->num_hidden_layers;
+    ropt.num_ranks = ep.value_or(0);
+    ropt.num_layers = layers.value_or(0);
+    ropt.first_moe_layer = out->first_moe_layer_flag();
+    ropt.num_hidden_layers =
+        given(out->num_hidden_layers_option, out->num_hidden_layers).value_or(0);
     auto in = read_mapping(f->input, in_format, ropt);
-    if (!in) return fail(in.message());
-    topology topo = mapping_topology(*in, f->ep);
+    if (!in) return fail(in.err());
+    topology topo = mapping_topology(*in, ropt.num_ranks);
     if (topo.num_ranks <= 0) {
       for (const auto& [format, path] : *outputs) {
         if (format == mapping_format::ascend || format == mapping_format::json) {
-          return fail(std::string("--ep is required to write the ") + mapping_format_name(format) +
-                      " mapping: the " + mapping_format_name(in->format) +
-                      " input does not state the EP size");
+          return usage_error(std::string("--ep is required to write the ") +
+                             mapping_format_name(format) + " mapping: the " +
+                             mapping_format_name(in->format) + " input does not state the EP size");
         }
       }
       topo.num_ranks = 1;  // the other formats do not depend on it
@@ -70,13 +88,13 @@ runner add_convert(CLI::App& app) {
     export_metadata meta;
     meta.policy = in->policy;
     auto src = describe_source(f->input, std::string("mapping_") + mapping_format_name(in->format));
-    if (!src) return fail(src.message());
+    if (!src) return fail(src.err());
     meta.sources.push_back(std::move(*src));
     std::vector<rendered_file> files;
     if (status s = render_outputs(*out, in->place, topo, defaults, meta, files); !s.ok()) {
-      return fail(s.message());
+      return fail(s.err());
     }
-    if (status s = write_files(files); !s.ok()) return fail(s.message());
+    if (status s = write_files(files); !s.ok()) return fail(s.err());
     if (!f->quiet) {
       fmt::print(stderr, "read {} ({}): {} layers x {} experts, {} slots\n", f->input,
                  mapping_format_name(in->format), in->place.num_layers, in->place.num_experts,

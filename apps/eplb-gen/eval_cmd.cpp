@@ -9,14 +9,14 @@
 #include <string>
 
 #include "commands.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/mapping.hpp"
 #include "eval_flags.hpp"
+#include "outputs.hpp"
 
 namespace eplb::cli {
 
 namespace {
-
-std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nullopt; }
 
 std::string range_text(const step_range& r) {
   return fmt::format("{}..{}", r.first ? std::to_string(*r.first) : "",
@@ -138,52 +138,68 @@ void add_eval_flags(CLI::App& app, eval_flags& f) {
   app.add_option("--stats", f.stats, "Stats JSONL file or glob (repeatable)")->take_all();
   app.add_option("-m,--mapping", f.mappings, "Mapping file to judge (repeatable)")->take_all();
   app.add_option("--steps", f.steps, "Judge the steps in A:B (A: or :B open-ended)");
-  app.add_option("--split", f.split,
-                 "Judge only the last (1 - FRACTION) of the selected steps, the ones `eplb-gen "
-                 "--split FRACTION` held out (reads the stats once more to count the steps)");
+  f.split_opt =
+      app.add_option("--split", f.split,
+                     "Judge only the last (1 - FRACTION) of the selected steps, the ones `eplb-gen "
+                     "--split FRACTION` held out (reads the stats once more to count the steps)");
   app.add_option("--train-steps", f.train_steps,
                  "Steps A:B that built the mappings: warn when judged steps fall inside");
   app.add_flag("--no-identity", f.no_identity, "Do not judge vLLM's startup layout arange(P) % E");
   app.add_flag("--recorded", f.recorded, "Also judge each record's own p2l_map");
-  app.add_option("--ep", f.ep, "EP size (default: the stats' meta record)");
-  app.add_option("--redundant", f.redundant,
-                 "Redundant slots of the identity layout and the bound (default: the first "
-                 "mapping's, else the meta record's)");
+  f.ep_opt = app.add_option("--ep", f.ep, "EP size (default: the stats' meta record)");
+  f.redundant_opt =
+      app.add_option("--redundant", f.redundant,
+                     "Redundant slots of the identity layout and the bound (default: the first "
+                     "mapping's, else the meta record's)");
   app.add_flag("--no-bound", f.no_bound, "Skip the per-step lower bound (faster)");
-  app.add_option("--expert-fraction", f.expert_fraction,
-                 "Fraction of step time in expert compute under the identity layout; prints the "
-                 "predicted time saved per mapping");
+  f.expert_fraction_opt = app.add_option(
+      "--expert-fraction", f.expert_fraction,
+      "Fraction of step time in expert compute under the identity layout; prints the "
+      "predicted time saved per mapping");
   app.add_flag("--per-layer", f.per_layer, "Print every layer's mean per-step imbalance");
   app.add_flag("--allow-partial-tail", f.allow_partial_tail, kAllowPartialTailHelp);
   app.add_flag("-q,--quiet", f.quiet, "Print nothing but errors and warnings");
 }
 
+std::vector<named_path> eval_inputs(const eval_flags& f) {
+  std::vector<named_path> in = stats_inputs(f.stats);
+  for (const std::string& m : f.mappings) in.push_back(named_path{"-m", m});
+  if (!f.baseline.empty()) in.push_back(named_path{"--baseline", f.baseline});
+  return in;
+}
+
 std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& replay, int* code) {
-  *code = kExitFailure;
+  *code = kExitUsage;
   if (f.stats.empty()) {
-    fail("--stats is required");
+    usage_error("--stats is required");
     return std::nullopt;
   }
-  if (f.expert_fraction != -1 && !(f.expert_fraction >= 0 && f.expert_fraction <= 1)) {
-    fail("--expert-fraction must lie in [0, 1]");
-    return std::nullopt;
-  }
+  const auto split = given(f.split_opt, f.split);
+  const auto expert_fraction = given(f.expert_fraction_opt, f.expert_fraction);
   eval_request req;
   req.stats = f.stats;
   req.mappings = f.mappings;
   req.identity = !f.no_identity;
   req.recorded = f.recorded;
-  req.ep = flag(f.ep);
-  req.redundant = flag(f.redundant);
+  req.ep = given(f.ep_opt, f.ep);
+  req.redundant = given(f.redundant_opt, f.redundant);
   req.replay = replay;
   req.replay.bounds = !f.no_bound;
   req.allow_partial_tail = f.allow_partial_tail;
   req.baseline = f.baseline;
+  for (const status& s :
+       {check_flag(flags::split, split), check_flag(flags::expert_fraction, expert_fraction),
+        check_flag(flags::ep, req.ep), check_flag(flags::redundant, req.redundant)}) {
+    if (!s.ok()) {
+      *code = fail(s.err());
+      return std::nullopt;
+    }
+  }
   eval_context ctx;
   if (!f.steps.empty()) {
     auto r = parse_step_range(f.steps, "--steps");
     if (!r) {
-      fail(r.message());
+      *code = fail(r.err());
       return std::nullopt;
     }
     req.steps = *r;
@@ -191,26 +207,27 @@ std::optional<eval_run> run_eval(const eval_flags& f, const replay_options& repl
   if (!f.train_steps.empty()) {
     auto r = parse_step_range(f.train_steps, "--train-steps");
     if (!r) {
-      fail(r.message());
+      *code = fail(r.err());
       return std::nullopt;
     }
     ctx.train_steps = *r;
   }
-  if (f.split != 0) {
-    auto sp = split_steps(req.stats, req.steps, f.split, f.allow_partial_tail);
+  *code = kExitFailure;
+  if (split) {
+    auto sp = split_steps(req.stats, req.steps, *split, f.allow_partial_tail);
     if (!sp) {
-      fail(sp.message());
+      *code = fail(sp.err());
       return std::nullopt;
     }
     req.steps = sp->held_out;
     if (!ctx.train_steps) ctx.train_steps = sp->train;
   }
-  if (f.expert_fraction != -1) ctx.expert_fraction = f.expert_fraction;
+  ctx.expert_fraction = expert_fraction;
   if (!f.baseline.empty()) ctx.max_regression = f.max_regression;
   stats_read_summary read;
   auto res = evaluate(req, &read);
   if (!res) {
-    fail(res.message());
+    *code = fail(res.err());
     return std::nullopt;
   }
   print_warnings(read.warnings);
@@ -246,19 +263,21 @@ runner add_eval(CLI::App& app) {
       ->needs(baseline)
       ->capture_default_str();
   return [f, json]() -> int {
+    // Check the flags and the paths before the (long) replay.
+    if (!json->empty() && *json != "-") {
+      if (status s = check_output_paths(eval_inputs(*f), {named_path{"--json", *json}}); !s.ok()) {
+        return fail(s.err());
+      }
+    }
     int code = 0;
     eval_flags flags = *f;
     if (*json == "-") flags.quiet = true;  // stdout carries the JSON alone
     auto run = run_eval(flags, replay_options{}, &code);
     if (!run) return code;
     // The JSON is written whatever the gate says: it is the record of why it failed.
-    if (*json == "-") {
-      const std::string text = eval_json(run->result, run->context);
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      if (std::fflush(stdout) != 0) return fail("cannot write the JSON to stdout");
-    } else if (!json->empty()) {
+    if (!json->empty()) {
       if (status s = write_file_atomic(*json, eval_json(run->result, run->context)); !s.ok()) {
-        return fail(s.message());
+        return fail(s.err());
       }
     }
     return f->baseline.empty() ? 0 : run_gate(run->result, f->max_regression, f->quiet);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eplb/eval.hpp"
+#include "eplb/files.hpp"
 
 namespace eplb::cli {
 
@@ -21,17 +22,23 @@ struct eval_flags {
   bool no_identity = false;
   bool recorded = false;
   bool no_bound = false;
-  int ep = -1, redundant = -1;
-  double expert_fraction = -1;
+  int ep = 0, redundant = 0;
+  double expert_fraction = 0;
   bool per_layer = false;
   bool quiet = false;
   bool allow_partial_tail = false;
   std::string baseline;       // eval: the mapping deployed now (the regression gate)
   double max_regression = 0;  // eval: the gate's threshold
+  // Options whose absence means "from the stats" or "not asked for": given() tells.
+  CLI::Option *ep_opt = nullptr, *redundant_opt = nullptr, *split_opt = nullptr,
+              *expert_fraction_opt = nullptr;
 };
 
 /// Registers the shared flags on a subcommand.
 void add_eval_flags(CLI::App& app, eval_flags& f);
+
+/// Returns the stats and mapping files the flags name, for check_output_paths.
+std::vector<named_path> eval_inputs(const eval_flags& f);
 
 /// Runs the evaluation the flags describe and prints the table on stdout (unless quiet) and the
 /// warnings on stderr; returns the figures and the context, or the exit code on failure.

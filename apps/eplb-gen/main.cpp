@@ -2,18 +2,33 @@
 
 #include <fmt/core.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "commands.hpp"
 
 namespace eplb::cli {
 int fail(const std::string& message) {
-  fmt::print(stderr, "eplb-gen: error: {}\n", message);
+  // Messages quote inputs (model names, file names, bad bytes): nothing reaches the terminal raw.
+  fmt::print(stderr, "eplb-gen: error: {}\n", printable(message));
   return kExitFailure;
 }
 void print_warnings(const std::vector<std::string>& messages) {
-  for (const std::string& m : messages) fmt::print(stderr, "eplb-gen: warning: {}\n", m);
+  for (const std::string& m : messages) fmt::print(stderr, "eplb-gen: warning: {}\n", printable(m));
+}
+
+int fail(const error& e) {
+  fail(e.message);
+  return e.code == errc::invalid_argument ? kExitUsage : kExitFailure;
+}
+
+int usage_error(const std::string& message) {
+  fail(message);
+  return kExitUsage;
 }
 }  // namespace eplb::cli
 
@@ -24,6 +39,11 @@ int main(int argc, char** argv) {
       "eplb-gen"};
   app.set_version_flag("--version", "eplb-gen " EPLB_VERSION);
   app.require_subcommand(0, 1);
+  // Parse errors read like every other error; the exit status is 2 (see below).
+  app.failure_message([](const CLI::App* /*app*/, const CLI::Error& e) {
+    return "eplb-gen: error: " + std::string(e.what()) +
+           "\nRun with --help for more information.\n";
+  });
   app.fallthrough(false);
   std::vector<std::pair<CLI::App*, eplb::cli::runner>> commands;
   const eplb::cli::runner plan = eplb::cli::add_plan(app);
@@ -52,10 +72,29 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version end the parse with a success; every other parse error is a usage
+    // error (exit status 2, not CLI11's own codes).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : eplb::cli::kExitUsage;
   }
-  for (auto& [sub, run] : commands) {
-    if (sub->parsed()) return run();
+  int code = -1;
+  try {
+    for (auto& [sub, run] : commands) {
+      if (sub->parsed()) code = run();
+    }
+    if (code < 0) code = plan();
+  } catch (const std::bad_alloc&) {
+    // The limits (docs/limits.md) keep inputs from asking for more than a real model needs; this
+    // is a machine with less memory than that. An error, never an abort.
+    code = eplb::cli::fail("out of memory (docs/limits.md lists what bounds eplb-gen's memory)");
   }
-  return plan();
+  // What went to stdout (tables, JSON, a mapping with -o -) must have arrived: a full disk or a
+  // closed stdout is a failed run, not a success.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    const int err = errno;
+    if (code == 0) {
+      code = eplb::cli::fail(std::string("standard output: cannot write: ") + std::strerror(err));
+    }
+  }
+  return code;
 }

@@ -7,10 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "eplb/export.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/import.hpp"
 #include "eplb/mapping.hpp"
+#include "eplb/stats.hpp"
 
 namespace eplb::cli {
 
@@ -28,20 +31,31 @@ std::shared_ptr<output_flags> add_output_flags(CLI::App& app) {
   f->output_dir_option = app.add_option(
       "--output-dir", f->output_dir,
       "Directory for the outputs under their default names (default: the current one)");
-  app.add_option("--first-moe-layer", f->first_moe_layer,
-                 "Decoder-layer id of MoE layer 0 for SGLang and TensorRT-LLM outputs (default: "
-                 "the input's layer ids, else 0)");
-  app.add_option("--num-hidden-layers", f->num_hidden_layers,
-                 "Decoder layers of the model: the rows of an SGLang mapping (default: the last "
-                 "MoE layer + 1)");
-  app.add_option("--layer-updates-per-iter", f->layer_updates_per_iter,
-                 "TensorRT-LLM: layers the online balancer may re-plan per iteration (default 0: "
-                 "static placement)");
+  f->first_moe_layer_option = app.add_option(
+      "--first-moe-layer", f->first_moe_layer,
+      "Decoder-layer id of MoE layer 0 for SGLang and TensorRT-LLM outputs (default: "
+      "the input's layer ids, else 0)");
+  f->num_hidden_layers_option = app.add_option(
+      "--num-hidden-layers", f->num_hidden_layers,
+      "Decoder layers of the model: the rows of an SGLang mapping (default: the last "
+      "MoE layer + 1)");
+  f->layer_updates_option = app.add_option(
+      "--layer-updates-per-iter", f->layer_updates_per_iter,
+      "TensorRT-LLM: layers the online balancer may re-plan per iteration (default 0: "
+      "static placement)");
   return f;
 }
 
 result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
     const output_flags& flags) {
+  for (const auto& [flag, option, value] :
+       {std::tuple{flags::first_moe_layer, flags.first_moe_layer_option, flags.first_moe_layer},
+        std::tuple{flags::num_hidden_layers, flags.num_hidden_layers_option,
+                   flags.num_hidden_layers},
+        std::tuple{flags::layer_updates_per_iter, flags.layer_updates_option,
+                   flags.layer_updates_per_iter}}) {
+    if (status s = check_flag(flag, given(option, value)); !s.ok()) return s.err();
+  }
   std::vector<mapping_format> formats;
   std::set<mapping_format> seen;
   for (const std::string& name : flags.formats) {
@@ -82,15 +96,15 @@ status render_outputs(const output_flags& flags, const placement& p, const topol
   auto outputs = resolve_outputs(flags);
   if (!outputs.ok()) return outputs.err();
   mapping_render_options opt;
-  if (flags.first_moe_layer >= 0) {
-    opt.layers.first_moe_layer = flags.first_moe_layer;
+  if (auto first = flags.first_moe_layer_flag()) {
+    opt.layers.first_moe_layer = *first;
   } else {
     opt.layers.layer_ids = defaults.layer_ids;
   }
-  opt.num_hidden_layers =
-      flags.num_hidden_layers > 0 ? flags.num_hidden_layers : defaults.num_hidden_layers;
-  opt.layer_updates_per_iter = flags.layer_updates_per_iter >= 0 ? flags.layer_updates_per_iter
-                                                                 : defaults.layer_updates_per_iter;
+  opt.num_hidden_layers = given(flags.num_hidden_layers_option, flags.num_hidden_layers)
+                              .value_or(defaults.num_hidden_layers);
+  opt.layer_updates_per_iter = given(flags.layer_updates_option, flags.layer_updates_per_iter)
+                                   .value_or(defaults.layer_updates_per_iter);
   opt.meta = meta;
   for (const auto& [format, path] : *outputs) {
     auto text = render_mapping(format, p, topo, opt);
@@ -132,25 +146,30 @@ status render_plan_outputs(const output_flags& flags, const plan_outcome& o,
   return status::success();
 }
 
-status write_files(const std::vector<rendered_file>& files) {
-  for (const rendered_file& f : files) {
-    if (f.path == "-") {
-      std::fwrite(f.content.data(), 1, f.content.size(), stdout);
-      std::fflush(stdout);
-      continue;
-    }
-    const std::filesystem::path dir = std::filesystem::path(f.path).parent_path();
-    std::error_code ec;
-    if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
-      std::filesystem::create_directories(dir, ec);
-      if (ec) {
-        return make_error(errc::io_error, position{dir.string(), 0, 0}, "",
-                          "cannot create the directory: " + ec.message());
-      }
-    }
-    if (status s = write_file_atomic(f.path, f.content); !s.ok()) return s;
+status write_files(const std::vector<rendered_file>& files) { return write_files_atomic(files); }
+
+result<std::vector<named_path>> output_paths(const output_flags& flags,
+                                             const std::string& summary_path) {
+  auto outputs = resolve_outputs(flags);
+  if (!outputs.ok()) return outputs.err();
+  const bool has_output = flags.output_option != nullptr && flags.output_option->count() > 0;
+  std::vector<named_path> out;
+  for (const auto& [format, path] : *outputs) {
+    out.push_back(named_path{has_output ? "-o" : "--output-dir", path});
   }
-  return status::success();
+  if (!summary_path.empty()) out.push_back(named_path{"--summary", summary_path});
+  return out;
+}
+
+std::vector<named_path> stats_inputs(const std::vector<std::string>& stats) {
+  std::vector<named_path> in;
+  for (const std::string& pattern : stats) {
+    auto files = expand_stats_paths({pattern});
+    for (const std::string& file : files.ok() ? *files : std::vector<std::string>{pattern}) {
+      in.push_back(named_path{"--stats", file});
+    }
+  }
+  return in;
 }
 
 void print_written(const std::vector<rendered_file>& files) {

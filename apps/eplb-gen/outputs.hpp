@@ -5,11 +5,14 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "commands.hpp"
 #include "eplb/error.hpp"
+#include "eplb/files.hpp"
 #include "eplb/mapping_io.hpp"
 #include "eplb/plan.hpp"
 
@@ -20,11 +23,19 @@ struct output_flags {
   std::vector<std::string> formats;  // --format: repeatable, comma-separated; default vllm
   std::string output;                // -o: the path when one format is written
   std::string output_dir = ".";      // --output-dir: where several formats go
-  int first_moe_layer = -1;          // -1: the input's layer ids, else 0
-  int num_hidden_layers = 0;         // 0: the input's (SGLang), else the last MoE layer + 1
-  int layer_updates_per_iter = -1;   // -1: the input's (TensorRT-LLM), else 0
+  int first_moe_layer = 0;           // absent: the input's layer ids, else 0
+  int num_hidden_layers = 0;         // absent: the input's (SGLang), else the last MoE layer + 1
+  int layer_updates_per_iter = 0;    // absent: the input's (TensorRT-LLM), else 0
   CLI::Option* output_option = nullptr;
   CLI::Option* output_dir_option = nullptr;
+  CLI::Option* first_moe_layer_option = nullptr;
+  CLI::Option* num_hidden_layers_option = nullptr;
+  CLI::Option* layer_updates_option = nullptr;
+
+  /// Returns --first-moe-layer when given.
+  std::optional<int> first_moe_layer_flag() const {
+    return given(first_moe_layer_option, first_moe_layer);
+  }
 };
 
 /// Registers --format, -o/--output, --output-dir, --first-moe-layer, --num-hidden-layers and
@@ -32,13 +43,10 @@ struct output_flags {
 std::shared_ptr<output_flags> add_output_flags(CLI::App& app);
 
 /// One file to write: its path ("-" for stdout) and its content.
-struct rendered_file {
-  std::string path;
-  std::string content;
-};
+using rendered_file = output_file;
 
 /// Returns the requested formats (deduplicated, in order) with their paths; invalid_argument for
-/// an unknown format, -o with several formats, or '-' with several formats.
+/// an unknown format, -o with several formats, or a layer flag out of its range (flags.hpp).
 result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
     const output_flags& flags);
 
@@ -48,6 +56,15 @@ struct layer_defaults {
   int num_hidden_layers = 0;
   int layer_updates_per_iter = 0;
 };
+
+/// Returns every output the flags name (and the summary when `summary_path` is not empty) with
+/// the flag that named it, for check_output_paths; the error of resolve_outputs otherwise.
+result<std::vector<named_path>> output_paths(const output_flags& flags,
+                                             const std::string& summary_path);
+
+/// Returns the stats paths (globs expanded where they match) named by --stats, for
+/// check_output_paths.
+std::vector<named_path> stats_inputs(const std::vector<std::string>& stats);
 
 /// Renders `p` in every requested format and appends the files to `files`; the first error
 /// (naming the format) otherwise.
@@ -59,7 +76,7 @@ status render_outputs(const output_flags& flags, const placement& p, const topol
 status render_plan_outputs(const output_flags& flags, const plan_outcome& outcome,
                            const std::string& summary_path, std::vector<rendered_file>& files);
 
-/// Writes every file atomically ('-' to stdout), creating missing output directories.
+/// Writes every file or none (write_files_atomic; '-' is stdout), creating missing directories.
 status write_files(const std::vector<rendered_file>& files);
 
 /// Prints "wrote PATH" on stderr for every file not written to stdout.

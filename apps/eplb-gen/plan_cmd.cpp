@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "eplb/eval.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/limits.hpp"
 #include "eplb/mapping.hpp"
 #include "eplb/plan.hpp"
@@ -28,22 +29,23 @@ struct plan_flags {
   std::string summary;
   std::string policy = "balanced";
   std::string previous;
-  int max_moves = -1;
+  int max_moves = 0;
   std::string hierarchical = "auto";
   std::string device = "cpu";
   std::string objective;  // empty: the policy's default
   double split = 0;
-  int ep = -1, redundant = -1, groups = -1, nodes = -1;
+  int ep = 0, redundant = 0, groups = 0, nodes = 0;
   int threads = 0;
-  std::uint64_t max_line_bytes = limits::default_max_line_bytes;
+  std::int64_t max_line_bytes = limits::default_max_line_bytes;
   bool quiet = false;
   bool per_layer = false;
   bool allow_partial_tail = false;
+  // Options whose absence means "from the stats" or "no limit": given() tells.
+  CLI::Option *ep_opt = nullptr, *redundant_opt = nullptr, *groups_opt = nullptr,
+              *nodes_opt = nullptr, *max_moves_opt = nullptr, *split_opt = nullptr;
 };
 
-std::optional<int> flag(int v) { return v >= 0 ? std::optional<int>(v) : std::nullopt; }
-
-void print_summary(const plan_outcome& o, bool per_layer) {
+void print_summary(const plan_outcome& o, bool per_layer, std::optional<int> max_moves) {
   const topology& t = o.topo;
   if (o.imported) {
     fmt::print(stderr, "stats:    {} file(s), {}, {} of {} steps used\n", o.imported->files.size(),
@@ -51,9 +53,12 @@ void print_summary(const plan_outcome& o, bool per_layer) {
                o.imported->steps_total);
   } else {
     fmt::print(stderr, "stats:    {} file(s), {} of {} records used (steps {}..{}){}\n",
-               o.read.files.size(), o.read.records_selected, o.read.records_seen,
-               o.read.first_step, o.read.last_step,
-               o.read.meta ? fmt::format(", model {}", o.read.meta->model) : "");
+               o.read.files.size(), o.read.records_selected, o.read.records_seen, o.read.first_step,
+               o.read.last_step,
+               o.read.meta ? fmt::format(", model {}", printable(o.read.meta->model)) : "");
+    for (const std::string& note : o.read.notes) {
+      fmt::print(stderr, "stats:    note: {}\n", printable(note));
+    }
   }
   fmt::print(stderr,
              "topology: {} layers x {} experts, {} slots ({} redundant), EP {} ({} slots/rank), "
@@ -66,8 +71,10 @@ void print_summary(const plan_outcome& o, bool per_layer) {
   if (o.has_previous) {
     int total = 0;
     for (int m : o.info.moves_per_layer) total += m;
-    fmt::print(stderr, "previous: imbalance {:.4f}x; {} slot(s) change over {} layers\n",
-               o.previous_imbalance.overall, total, o.info.moves_per_layer.size());
+    // Counted on the placement written, against --previous.
+    fmt::print(stderr, "previous: imbalance {:.4f}x; {} slot(s) change over {} layers{}\n",
+               o.previous_imbalance.overall, total, o.info.moves_per_layer.size(),
+               max_moves ? fmt::format(" (at most {} per layer)", *max_moves) : "");
     if (per_layer) {
       for (std::size_t l = 0; l < o.info.moves_per_layer.size(); ++l) {
         fmt::print(stderr, "layer {:3}: {} move(s)\n", l, o.info.moves_per_layer[l]);
@@ -118,9 +125,10 @@ runner add_plan(CLI::App& app) {
                  "summed)")->capture_default_str();
   app.add_option("--steps,--train-steps", f->steps,
                  "Inclusive step range A:B to plan on (A: or :B open-ended)");
-  app.add_option("--split", f->split,
-                 "Plan on the first FRACTION of the selected steps (e.g. 0.7) and hold the rest "
-                 "out for `eval --split` (reads the stats once more to count the steps)");
+  f->split_opt = app.add_option(
+      "--split", f->split,
+      "Plan on the first FRACTION of the selected steps (e.g. 0.7) and hold the rest "
+      "out for `eval --split` (reads the stats once more to count the steps)");
   app.add_option("--objective", f->objective,
                  "per-step: plan for the steps themselves (default for balanced with per-step "
                  "records); sum: balance the summed loads (default for deepseek)");
@@ -128,18 +136,20 @@ runner add_plan(CLI::App& app) {
                  "SGLang and matrix stats: leading dense rows to drop");
   const auto out = add_output_flags(app);
   app.add_option("--summary", f->summary, "Also write the run summary as JSON to this file");
-  app.add_option("--ep", f->ep, "EP size (default: the stats' meta record)");
-  app.add_option("--redundant", f->redundant,
-                 "Redundant slots per layer (default: the stats' meta record, else 0)");
-  app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
-  app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
+  f->ep_opt = app.add_option("--ep", f->ep, "EP size (default: the stats' meta record)");
+  f->redundant_opt =
+      app.add_option("--redundant", f->redundant,
+                     "Redundant slots per layer (default: the stats' meta record, else 0)");
+  f->groups_opt =
+      app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
+  f->nodes_opt = app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
   app.add_option("--policy", f->policy,
                  "Placement policy: balanced (eplb-gen's own) or deepseek (vLLM's, exactly)")
       ->capture_default_str();
   app.add_option("--previous", f->previous,
                  "Deployed vLLM mapping to plan from: change as few slots as possible");
-  app.add_option("--max-moves", f->max_moves,
-                 "With --previous: most slots per layer whose expert may change");
+  f->max_moves_opt = app.add_option(
+      "--max-moves", f->max_moves, "With --previous: most slots per layer whose expert may change");
   app.add_option("--hierarchical", f->hierarchical, "Node grouping: auto|on|off")->capture_default_str();
   app.add_option("--device", f->device, "Aggregation device: cpu|cuda|auto")->capture_default_str();
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
@@ -152,40 +162,36 @@ runner add_plan(CLI::App& app) {
   return [f, out, &app]() -> int {
     if (f->stats.empty()) {
       fmt::print(stderr, "{}", app.help());
-      return fail("--stats is required");
+      return usage_error("--stats is required");
     }
-    if (auto paths = resolve_outputs(*out); !paths) return fail(paths.message());
     plan_request req;
     req.stats = f->stats;
     req.stats_format = f->stats_format;
     req.skip_layers = f->skip_layers;
-    if (!f->steps.empty()) {
-      auto r = parse_step_range(f->steps, "--steps");
-      if (!r) return fail(r.message());
-      req.steps = *r;
+    req.device = f->device;
+    req.ep = given(f->ep_opt, f->ep);
+    req.redundant = given(f->redundant_opt, f->redundant);
+    req.groups = given(f->groups_opt, f->groups);
+    req.nodes = given(f->nodes_opt, f->nodes);
+    req.policy.threads = f->threads;
+    req.previous = f->previous;
+    req.max_moves = given(f->max_moves_opt, f->max_moves);
+    if (status s = check_flag(flags::max_line_bytes, f->max_line_bytes); !s.ok()) {
+      return fail(s.err());
     }
-    if (f->split != 0) {
-      auto sp = split_steps(req.stats, req.steps, f->split, f->allow_partial_tail);
-      if (!sp) return fail(sp.message());
-      req.steps = sp->train;
-      if (!f->quiet) {
-        fmt::print(stderr, "split:    plan on steps {}..{} ({} records), held out {}..{} ({})\n",
-                   *sp->train.first, *sp->train.last, sp->train_records, *sp->held_out.first,
-                   *sp->held_out.last, sp->held_out_records);
-      }
-    }
-    if (!f->objective.empty()) {
+    req.max_line_bytes = static_cast<std::size_t>(f->max_line_bytes);
+    req.allow_partial_tail = f->allow_partial_tail;
+    // Every flag is checked before anything is read or written.
+    if (status s = validate_plan_request(req); !s.ok()) return fail(s.err());
+    const auto split = given(f->split_opt, f->split);
+    if (status s = check_flag(flags::split, split); !s.ok()) return fail(s.err());
+    if (!f->objective.empty()) {  // unset: the policy's default
       auto objective = parse_objective(f->objective);
-      if (!objective) return fail(objective.message());
+      if (!objective) return fail(objective.err());
       req.objective = *objective;
     }
-    req.device = f->device;
-    req.ep = flag(f->ep);
-    req.redundant = flag(f->redundant);
-    req.groups = flag(f->groups);
-    req.nodes = flag(f->nodes);
     auto kind = parse_policy_kind(f->policy);
-    if (!kind) return fail(kind.message());
+    if (!kind) return fail(kind.err());
     req.policy.kind = *kind;
     if (f->hierarchical == "auto") {
       req.policy.hierarchical = hierarchical_mode::automatic;
@@ -194,23 +200,34 @@ runner add_plan(CLI::App& app) {
     } else if (f->hierarchical == "off") {
       req.policy.hierarchical = hierarchical_mode::off;
     } else {
-      return fail("--hierarchical: expected auto, on or off, got '" + f->hierarchical + "'");
+      return usage_error("--hierarchical: expected auto, on or off, got '" + f->hierarchical + "'");
     }
-    req.policy.threads = f->threads;
-    req.previous = f->previous;
-    req.max_moves = f->max_moves;
-    if (f->max_line_bytes < 1 || f->max_line_bytes > limits::max_line_bytes) {
-      return fail("--max-line-bytes: must be between 1 and " +
-                  std::to_string(limits::max_line_bytes) + ", got " +
-                  std::to_string(f->max_line_bytes));
+    if (!f->steps.empty()) {
+      auto r = parse_step_range(f->steps, "--steps");
+      if (!r) return fail(r.err());
+      req.steps = *r;
     }
-    req.max_line_bytes = static_cast<std::size_t>(f->max_line_bytes);
-    req.allow_partial_tail = f->allow_partial_tail;
+    // No output may be an input or another output.
+    auto outputs = output_paths(*out, f->summary);
+    if (!outputs) return fail(outputs.err());
+    std::vector<named_path> inputs = stats_inputs(f->stats);
+    if (!f->previous.empty()) inputs.push_back(named_path{"--previous", f->previous});
+    if (status s = check_output_paths(inputs, *outputs); !s.ok()) return fail(s.err());
+    if (split) {
+      auto sp = split_steps(req.stats, req.steps, *split, f->allow_partial_tail);
+      if (!sp) return fail(sp.err());
+      req.steps = sp->train;
+      if (!f->quiet) {
+        fmt::print(stderr, "split:    plan on steps {}..{} ({} records), held out {}..{} ({})\n",
+                   *sp->train.first, *sp->train.last, sp->train_records, *sp->held_out.first,
+                   *sp->held_out.last, sp->held_out_records);
+      }
+    }
 
     progress_bar bar(progress_bar::wanted(f->quiet));
     req.progress = bar.callback();
     auto outcome = plan(req);
-    if (!outcome) return fail(outcome.message());
+    if (!outcome) return fail(outcome.err());
     if (!f->quiet) print_warnings(outcome->read.warnings);
     if (!f->quiet && !outcome->aggregator_info.empty()) {
       fmt::print(stderr, "device:   {}\n", outcome->aggregator_info);
@@ -218,11 +235,11 @@ runner add_plan(CLI::App& app) {
     // Render every output first: nothing is written when one of them cannot be.
     std::vector<rendered_file> files;
     if (status s = render_plan_outputs(*out, *outcome, f->summary, files); !s.ok()) {
-      return fail(s.message());
+      return fail(s.err());
     }
-    if (status s = write_files(files); !s.ok()) return fail(s.message());
+    if (status s = write_files(files); !s.ok()) return fail(s.err());
     if (!f->quiet) {
-      print_summary(*outcome, f->per_layer);
+      print_summary(*outcome, f->per_layer, req.max_moves);
       print_written(files);
     }
     return 0;

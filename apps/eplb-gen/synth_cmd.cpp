@@ -2,13 +2,17 @@
 
 #include <fmt/core.h>
 
-#include <fstream>
-#include <iostream>
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
 #include <memory>
-#include <sstream>
+#include <string_view>
+#include <utility>
 
 #include "commands.hpp"
-#include "eplb/mapping.hpp"
+#include "eplb/files.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/synth.hpp"
 
 namespace eplb::cli {
@@ -56,13 +60,29 @@ runner add_synth(CLI::App& app) {
   app.add_flag("!--no-meta", f->opt.write_meta, "Older layout without an eplb_load_meta record");
   app.add_option("--seed", f->opt.seed, "Random seed")->capture_default_str();
   return [f]() -> int {
+    for (const auto& [flag, value] :
+         {std::pair{flags::layers, f->layers}, std::pair{flags::experts, f->experts},
+          std::pair{flags::ep, f->ep}, std::pair{flags::redundant, f->redundant},
+          std::pair{flags::groups, f->groups}, std::pair{flags::nodes, f->nodes}}) {
+      if (status s = check_flag(flag, std::int64_t{value}); !s.ok()) return fail(s.err());
+    }
+    if (status s = check_flag(flags::zipf, f->zipf); !s.ok()) return fail(s.err());
+    if (status s = validate_synth_options(f->opt); !s.ok() && s.code() == errc::invalid_argument) {
+      return fail(s.err());  // the topology is checked once the distribution's shape is known
+    }
+    if (!f->counts.empty()) {
+      if (status s = check_output_paths({named_path{"--counts", f->counts}},
+                                        {named_path{"-o", f->output}});
+          !s.ok()) {
+        return fail(s.err());
+      }
+    }
     weight_matrix dist;
     if (!f->counts.empty()) {
       auto c = read_counts_json(f->counts);
-      if (!c) return fail(c.message());
+      if (!c) return fail(c.err());
       dist = std::move(*c);
     } else {
-      if (f->layers <= 0 || f->experts <= 0) return fail("--layers and --experts must be positive");
       dist.resize(f->layers, f->experts);
       for (int l = 0; l < f->layers; ++l) {
         for (int e = 0; e < f->experts; ++e) {
@@ -72,16 +92,19 @@ runner add_synth(CLI::App& app) {
         }
       }
     }
-    f->opt.recording = topology{static_cast<int>(dist.rows()), static_cast<int>(dist.cols()),
-                                static_cast<int>(dist.cols()) + f->redundant, f->ep, f->nodes,
+    const std::int64_t slots = dist.cols() + std::int64_t{f->redundant};
+    f->opt.recording = topology{static_cast<int>(dist.rows()),
+                                static_cast<int>(dist.cols()),
+                                static_cast<int>(std::min<std::int64_t>(slots, INT32_MAX)),
+                                f->ep,
+                                f->nodes,
                                 f->groups};
-    std::ostringstream out;
-    if (status s = synthesize_stats(dist, f->opt, out); !s.ok()) return fail(s.message());
-    if (f->output == "-") {
-      std::cout << out.str();
-      return std::cout ? 0 : kExitFailure;
-    }
-    if (status s = write_file_atomic(f->output, out.str()); !s.ok()) return fail(s.message());
+    // The trace streams to its temporary file (or stdout), one record at a time.
+    atomic_output out;
+    if (status s = out.open(f->output); !s.ok()) return fail(s.err());
+    auto write = [&](std::string_view text) { return out.write(text); };
+    if (status s = synthesize_stats(dist, f->opt, write); !s.ok()) return fail(s.err());
+    if (status s = out.commit(); !s.ok()) return fail(s.err());
     return 0;
   };
 }

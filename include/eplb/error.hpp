@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -24,7 +25,7 @@ enum class errc : int {
   bad_sequence,      // records appear in an order the format forbids
   no_records,        // nothing usable was found
   invalid_topology,  // the requested topology is not valid
-  invalid_argument,  // an option value is not valid
+  invalid_argument,  // an option value is not valid, or options clash (a usage error: exit 2)
   overflow,          // a 64-bit sum overflowed
   limit_exceeded,    // an input exceeds a documented limit
   internal,          // a bug: an invariant did not hold
@@ -45,6 +46,11 @@ struct position {
   std::uint64_t line = 0;
   std::uint64_t byte = 0;  // byte offset of the start of the line in the file
 };
+
+/// Returns `text` safe to print on a terminal: control characters, DEL and bytes that are not
+/// UTF-8 become escapes (\n, \t, \x1b); other text is unchanged, so applying it twice changes
+/// nothing more.
+std::string printable(std::string_view text);
 
 /// Builds an error whose message reads "file:line: field: what" (parts that are empty are left out).
 error make_error(errc code, const position& where, const std::string& field, const std::string& what);

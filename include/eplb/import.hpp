@@ -103,6 +103,11 @@ result<imported_stats> import_stats(const std::string& path, const import_option
 result<imported_stats> import_stats_as(const std::string& path, stats_format format,
                                        const import_options& options);
 
+/// Runs the importer of a given format on a text read already (a FIFO or standard input); the
+/// TensorRT-LLM folder and vLLM JSONL are refused with invalid_argument.
+result<imported_stats> import_stats_text(const std::string& text, const std::string& name,
+                                         stats_format format, const import_options& options);
+
 // --- safetensors container ------------------------------------------------------------------
 
 /// One tensor of a safetensors header: its name, dtype, shape and byte range in the data buffer.

@@ -27,5 +27,19 @@ inline constexpr std::size_t default_max_line_bytes = std::size_t{1} << 24;
 inline constexpr std::size_t max_line_bytes = std::size_t{1} << 31;
 /// Largest file the whole-file importers (SGLang, matrix JSON/CSV, safetensors) read into memory.
 inline constexpr std::uint64_t max_import_file_bytes = std::uint64_t{1} << 30;
+/// Largest mapping file a reader (loader.hpp included) reads into memory: 2^24 cells of up to
+/// seven bytes ("65535, ") each, with room for pretty-printed formats.
+inline constexpr std::uint64_t max_mapping_file_bytes = std::uint64_t{1} << 28;
+/// Decoder layers of a model (SGLang rows, TensorRT-LLM keys): ids lie in [0, max_decoder_layers).
+inline constexpr int max_decoder_layers = 2 * max_layers;
+/// Most (rank, expert) pairs of one layer a plan may have, EP x E: the policies keep a table of
+/// them per layer and thread (2^24 bytes each).
+inline constexpr std::int64_t max_rank_expert_pairs = std::int64_t{1} << 24;
+/// Most planner work, L x E x (P / EP + EP): the lower bounds and the policies' searches grow with
+/// E x (slots per rank) and E x EP per layer. 2^28 plans in a few seconds on one core; DeepSeek-V3
+/// (58 x 256, 288 slots, EP 32) is 0.6 M.
+inline constexpr std::int64_t max_plan_work = std::int64_t{1} << 28;
+/// Most threads any stage starts (--threads); the machines in use have a few hundred at most.
+inline constexpr int max_threads = 1024;
 
 }  // namespace eplb::limits

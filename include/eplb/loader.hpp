@@ -781,12 +781,24 @@ inline load_result load_mapping_file(const std::string& path, const expected_top
   std::string text;
   char buffer[1 << 16];
   std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+  bool too_big = false;
+  // Bounded like every input (docs/limits.md): /dev/zero or a runaway file stops at the limit.
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) {
+    if (text.size() + n > limits::max_mapping_file_bytes) {
+      too_big = true;
+      break;
+    }
+    text.append(buffer, n);
+  }
   const bool read_failed = std::ferror(f) != 0;
   std::fclose(f);
-  if (read_failed) {
+  if (read_failed || too_big) {
     load_result out;
-    out.error = detail::make_error(path, 0, 0, "read error");
+    out.error = detail::make_error(path, 0, 0,
+                                   too_big ? "larger than the limit of " +
+                                                 std::to_string(limits::max_mapping_file_bytes) +
+                                                 " bytes (docs/limits.md)"
+                                           : std::string("read error"));
     return out;
   }
   return parse_mapping(text, expect, path);

@@ -30,7 +30,7 @@ struct plan_request {
   policy_options policy;  // policy.threads also sets the stats reader's parser threads
   std::function<void(const stats_read_progress&)> progress;  // reader progress; may be empty
   std::string previous;  // vLLM mapping currently deployed (--previous); empty: plan from scratch
-  int max_moves = -1;    // with previous: most changed slots per layer (--max-moves); -1: no limit
+  std::optional<int> max_moves;  // with previous: most changed slots per layer (--max-moves)
   // Unset: the policy's default (per-step for balanced with per-step records, else sum).
   std::optional<objective_kind> objective;
   std::size_t max_line_bytes = limits::default_max_line_bytes;  // longest stats line accepted
@@ -61,6 +61,16 @@ struct plan_outcome {
   imbalance_report previous_imbalance;  // the deployed mapping on the same loads
   placement previous;  // the placement's distance to the lower bound on the optimal max rank load
 };
+
+/// Checks every option of the request against its range (flags.hpp: --ep, --redundant, --groups,
+/// --nodes, --max-moves, --threads, --skip-layers, --max-line-bytes) and --max-moves against
+/// --previous; invalid_argument naming the flag otherwise. plan() starts with it.
+status validate_plan_request(const plan_request& request);
+
+/// Returns limit_exceeded naming the limit when planning `topo` would need more memory or time
+/// than docs/limits.md allows (limits::max_rank_expert_pairs, limits::max_plan_work); plan()
+/// checks it before any policy runs.
+status check_plan_size(const topology& topo);
 
 /// Reads the request's stats (every file of one format, detected or given) into out->loads, with
 /// out->read or out->imported; vLLM records also go through `sampler` when it is not null (other

@@ -112,6 +112,19 @@ result<placement> rebalance_deepseek(const weight_matrix& weights, const topolog
 result<placement> rebalance_balanced(const weight_matrix& weights, const topology& topo,
                                      const policy_options& options, plan_info* info = nullptr);
 
+/// Returns, per layer, the number of slots whose expert differs between `p` and `previous` (zeros
+/// when their shapes differ).
+std::vector<int> moves_per_layer(const placement& p, const placement& previous);
+
+/// The --max-moves cap, applied to the result of any policy and objective: every layer of `p`
+/// that changes more than `max_moves` slots of `previous` is replaced by the best placement the
+/// balanced migration search (detail::migrate_layer) finds within the cap, which is never worse
+/// than `previous`'s layer, or by `previous`'s layer itself when a rank has more slots than there
+/// are experts. Layers within the cap stay as they are. Returns the changed slots of every layer
+/// afterwards; invalid_argument for a negative cap or shapes that differ.
+result<std::vector<int>> cap_moves(placement& p, const placement& previous, int max_moves,
+                                   const weight_matrix& weights, const topology& topo);
+
 /// Runs the policy chosen in `options` on `weights` for `topo` (the sum objective).
 result<placement> rebalance(const weight_matrix& weights, const topology& topo,
                             const policy_options& options, plan_info* info = nullptr);

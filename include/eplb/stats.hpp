@@ -80,6 +80,15 @@ struct stats_read_progress {
   bool done = false;              // the last call of a read (success or failure)
 };
 
+/// An input the caller opened already because it can be read only once (a FIFO, a pipe, standard
+/// input): the reader takes `prefix`, the bytes already read from it (format detection), then
+/// reads `fd` to its end. The caller keeps and closes the descriptor.
+struct opened_input {
+  std::string name;  // the path as given: the reader uses this entry for that file name
+  int fd = -1;
+  std::string prefix;
+};
+
 /// Options of the stats reader.
 struct stats_read_options {
   // Records outside are skipped after the checks of the record itself (syntax, types, its own
@@ -109,6 +118,8 @@ struct stats_read_options {
   // of failing the read; a compressed stream that ends early ends the text there. Anything
   // malformed before the last line is still an error.
   bool allow_partial_tail = false;
+  // Inputs already open (see opened_input), by file name; other files are opened by name.
+  std::vector<opened_input> opened;
 };
 
 /// What a read saw, for the run summary.
@@ -130,6 +141,9 @@ struct stats_read_summary {
   // What the caller should tell the user ("file:line: ..."), in file order; the library never
   // prints.
   std::vector<std::string> warnings;
+  // Differences between the files' meta records that do not change the plan (the recording
+  // servers' num_ranks and num_redundant_experts), one sentence each, for the user.
+  std::vector<std::string> notes;
 };
 
 /// Expands shell-style globs ("stats/*.jsonl") in the given paths; a path without wildcards is

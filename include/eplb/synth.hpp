@@ -4,8 +4,10 @@
 // the bundled sample data, tests, benchmarks and held-out evaluation.
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "eplb/error.hpp"
 #include "eplb/stats.hpp"
@@ -40,8 +42,19 @@ struct synth_options {
 /// array; returns the matrix or an error naming the file and the offending element.
 result<weight_matrix> read_counts_json(const std::string& path);
 
-/// Writes a stats JSONL trace sampled from `distribution` ([layers][experts] relative weights).
-/// The recording topology must have the distribution's shape; returns invalid_argument otherwise.
+/// Checks every option against its range (flags.hpp: --steps, --first-step, --top-k,
+/// --min-batch, --max-batch, --drift, --drift-speed, --burst-prob, --burst-factor, --burst-steps,
+/// --remap-every) and the recording topology; invalid_argument naming the flag otherwise.
+status validate_synth_options(const synth_options& options);
+
+/// Writes a stats JSONL trace sampled from `distribution` ([layers][experts] relative weights),
+/// one record at a time through `write` (the trace is never held whole); returns the first
+/// error of `write`. The recording topology must have the distribution's shape; returns
+/// invalid_argument otherwise.
+status synthesize_stats(const weight_matrix& distribution, const synth_options& options,
+                        const std::function<status(std::string_view)>& write);
+
+/// As above, into a stream; io_error when the stream fails.
 status synthesize_stats(const weight_matrix& distribution, const synth_options& options,
                         std::ostream& out);
 

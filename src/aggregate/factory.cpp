@@ -81,7 +81,7 @@ result<std::unique_ptr<aggregator>> make_aggregator(const std::string& device,
     return detail::make_cpu_aggregator(
         cat("CUDA requested but not usable (", why, "); aggregating on the CPU"));
   }
-  return make_error(errc::invalid_argument, position{}, "",
+  return make_error(errc::invalid_argument, position{}, "--device",
                     cat("unknown aggregation device '", device, "' (expected cpu, cuda or auto)"));
 }
 

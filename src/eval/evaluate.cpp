@@ -1,12 +1,15 @@
 // The eval pipeline: mapping files + stats files -> replay -> figures; the held-out split of
 // step ranges; the JSON written for CI.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "eplb/eval.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/loader.hpp"
 #include "mapping/export_common.hpp"
 #include "stats/text.hpp"
@@ -69,6 +72,15 @@ class lazy_replay final : public stats_sink {
     if (t.num_ranks <= 0) {
       return make_error(errc::invalid_topology, position{}, "--ep",
                         "the EP size is required: the stats do not record one");
+    }
+    // A mapping of another model would otherwise surface as a nonsense slot count.
+    for (const auto& [name, p] : maps_) {
+      if (p.num_layers != r.num_layers || p.num_experts != r.num_experts) {
+        return make_error(errc::shape_mismatch, position{name, 0, 0}, "",
+                          cat("the mapping has ", p.num_layers, " layers x ", p.num_experts,
+                              " experts but the stats (", r.where.file, ") have ", r.num_layers,
+                              " x ", r.num_experts));
+      }
     }
     if (req_.redundant) {
       t.num_slots = t.num_experts + *req_.redundant;
@@ -163,7 +175,7 @@ result<step_split> split_step_list(std::vector<std::int64_t> steps, double fract
   }
   std::sort(steps.begin(), steps.end());
   if (steps.empty() || steps.front() == steps.back()) {
-    return make_error(errc::invalid_argument, position{}, "--split",
+    return make_error(errc::no_records, position{}, "--split",
                       cat("needs records of at least two different steps, found ", steps.size(),
                           " record(s)", steps.empty() ? "" : " of one step"));
   }
@@ -191,6 +203,15 @@ result<step_split> split_steps(const std::vector<std::string>& files, const step
   if (!(fraction > 0 && fraction < 1)) return split_step_list({}, fraction).err();
   auto paths = expand_stats_paths(files);
   if (!paths) return paths.err();
+  for (const std::string& path : *paths) {
+    // The split counts the records first, then the run reads them again.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+      return make_error(errc::invalid_argument, position{}, "--split",
+                        cat("reads the stats twice, but ", path,
+                            " is a pipe or a device that can be read once; save it to a file"));
+    }
+  }
   stats_read_options ropt;
   ropt.steps = steps;
   ropt.allow_partial_tail = allow_partial_tail;
@@ -200,6 +221,8 @@ result<step_split> split_steps(const std::vector<std::string>& files, const step
 }
 
 result<eval_result> evaluate(const eval_request& req, stats_read_summary* read) {
+  if (status s = check_flag(flags::ep, req.ep); !s.ok()) return s.err();
+  if (status s = check_flag(flags::redundant, req.redundant); !s.ok()) return s.err();
   auto files = expand_stats_paths(req.stats);
   if (!files) return files.err();
   std::vector<std::pair<std::string, placement>> maps;

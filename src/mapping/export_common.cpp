@@ -1,6 +1,9 @@
 #include "mapping/export_common.hpp"
 
+#include <algorithm>
 #include <cmath>
+
+#include "eplb/limits.hpp"
 
 namespace eplb::detail {
 
@@ -60,6 +63,21 @@ status check_export_input(const placement& p, const topology& topo) {
   return validate_placement(p, topo);
 }
 
+namespace {
+
+// Decoder-layer ids beyond the limit would make a file of that many rows (SGLang) or keys.
+result<std::vector<int>> check_layer_ids(std::vector<int>& ids) {
+  if (!ids.empty() && ids.back() >= limits::max_decoder_layers) {
+    return make_error(errc::limit_exceeded, position{}, "layer ids",
+                      "the MoE layers would end at decoder layer " + std::to_string(ids.back()) +
+                          ", beyond the limit of " + std::to_string(limits::max_decoder_layers) +
+                          " decoder layers (docs/limits.md)");
+  }
+  return std::move(ids);
+}
+
+}  // namespace
+
 result<std::vector<int>> resolve_layer_ids(int first_moe_layer, const std::vector<int>& layer_ids,
                                            int num_layers) {
   const position none{};
@@ -69,8 +87,11 @@ result<std::vector<int>> resolve_layer_ids(int first_moe_layer, const std::vecto
       return make_error(errc::invalid_argument, none, "first_moe_layer",
                         "must be non-negative, got " + std::to_string(first_moe_layer));
     }
-    for (int l = 0; l < num_layers; ++l) ids.push_back(first_moe_layer + l);
-    return ids;
+    for (int l = 0; l < num_layers; ++l) {
+      ids.push_back(static_cast<int>(
+          std::min<std::int64_t>(std::int64_t{first_moe_layer} + l, limits::max_decoder_layers)));
+    }
+    return check_layer_ids(ids);
   }
   if (static_cast<int>(layer_ids.size()) != num_layers) {
     return make_error(errc::invalid_argument, none, "layer_ids",
@@ -84,7 +105,8 @@ result<std::vector<int>> resolve_layer_ids(int first_moe_layer, const std::vecto
                             " is " + std::to_string(layer_ids[i]));
     }
   }
-  return layer_ids;
+  ids = layer_ids;
+  return check_layer_ids(ids);
 }
 
 }  // namespace eplb::detail

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "eplb/export.hpp"
+#include "eplb/limits.hpp"
 #include "mapping/export_common.hpp"
 
 namespace eplb {
@@ -19,6 +20,14 @@ result<std::string> to_sglang_mapping(const placement& p, const topology& topo,
                       "the " + std::to_string(p.num_layers) + " MoE layers end at decoder layer " +
                           std::to_string(last_id) + ", which does not fit in num_hidden_layers=" +
                           std::to_string(options.num_hidden_layers));
+  }
+  if (num_hidden > limits::max_decoder_layers ||
+      std::int64_t{num_hidden} * p.num_slots > limits::max_cells) {
+    return make_error(errc::limit_exceeded, position{}, "num_hidden_layers",
+                      std::to_string(num_hidden) + " rows of " + std::to_string(p.num_slots) +
+                          " slots exceed the limits of " +
+                          std::to_string(limits::max_decoder_layers) + " decoder layers and " +
+                          std::to_string(limits::max_cells) + " cells (docs/limits.md)");
   }
   // SGLang validates every row, dense layers included: they get the trivial row arange(P) % E.
   std::vector<std::int32_t> trivial(static_cast<std::size_t>(p.num_slots));

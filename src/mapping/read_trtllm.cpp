@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "eplb/limits.hpp"
 #include "eplb/mapping_io.hpp"
 #include "mapping/read_common.hpp"
 
@@ -187,7 +188,12 @@ class yaml_reader {
       }
       std::int64_t layer = 0;
       if (status s = integer(layer, k_assignments); !s.ok()) return s;
-      if (layer > INT32_MAX) return fail(key_at, k_assignments, "layer id too large");
+      if (layer >= limits::max_decoder_layers) {
+        return fail(key_at, k_assignments,
+                    "layer id " + std::to_string(layer) + " is beyond the limit of " +
+                        std::to_string(limits::max_decoder_layers) +
+                        " decoder layers (docs/limits.md)");
+      }
       const std::string field = std::string(k_assignments) + "[" + std::to_string(layer) + "]";
       if (peek() != ':') return fail(pos_, field, "expected ':' after the layer id");
       ++pos_;

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "eplb/flags.hpp"
 #include "eplb/loader.hpp"
 #include "eplb/limits.hpp"
 
@@ -68,6 +69,11 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   t.num_layers = read.num_layers;
   t.num_experts = read.num_experts;
   t.num_ranks = pick(req.ep, "--ep", meta, m.num_ranks, 0, &src.ep);
+  if (!req.ep && !meta && read.num_ranks > 0) {
+    // Without a meta record the records' own num_ranks is the recording EP size (as in eval).
+    t.num_ranks = read.num_ranks;
+    src.ep = "records";
+  }
   const int redundant =
       pick(req.redundant, "--redundant", meta, m.num_redundant_experts, 0, &src.redundant);
   // In 64 bits: --redundant may be anything up to INT_MAX.
@@ -84,7 +90,8 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   if (sources) *sources = src;
   if (t.num_ranks <= 0) {
     return make_error(errc::invalid_topology, position{}, "--ep",
-                      "the EP size is required: the stats have no eplb_load_meta record");
+                      "the EP size is required: the stats have no eplb_load_meta record and their "
+                      "records no num_ranks");
   }
   if (status s = validate_topology(t); !s.ok()) {
     error e = s.err();
@@ -97,7 +104,48 @@ result<topology> resolve_topology(const plan_request& req, const stats_read_summ
   return t;
 }
 
+status validate_plan_request(const plan_request& req) {
+  for (const auto& [flag, value] :
+       {std::pair{flags::ep, req.ep}, std::pair{flags::redundant, req.redundant},
+        std::pair{flags::groups, req.groups}, std::pair{flags::nodes, req.nodes},
+        std::pair{flags::max_moves, req.max_moves}}) {
+    if (status s = check_flag(flag, value); !s.ok()) return s;
+  }
+  if (status s = check_flag(flags::threads, req.policy.threads); !s.ok()) return s;
+  if (status s = check_flag(flags::skip_layers, req.skip_layers); !s.ok()) return s;
+  if (status s = check_flag(flags::max_line_bytes, static_cast<std::int64_t>(req.max_line_bytes));
+      !s.ok()) {
+    return s;
+  }
+  if (req.max_moves && req.previous.empty()) {
+    return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
+  }
+  return status::success();
+}
+
+status check_plan_size(const topology& t) {
+  const std::int64_t pairs = std::int64_t{t.num_ranks} * t.num_experts;
+  if (pairs > limits::max_rank_expert_pairs) {
+    return make_error(
+        errc::limit_exceeded, position{}, "topology",
+        fmt::format("EP {} x {} experts = {} (rank, expert) pairs per layer exceed the "
+                    "planner's limit of {} (docs/limits.md)",
+                    t.num_ranks, t.num_experts, pairs, limits::max_rank_expert_pairs));
+  }
+  const std::int64_t work =
+      std::int64_t{t.num_layers} * t.num_experts * (std::int64_t{t.slots_per_rank()} + t.num_ranks);
+  if (work > limits::max_plan_work) {
+    return make_error(errc::limit_exceeded, position{}, "topology",
+                      fmt::format("{} layers x {} experts x ({} slots/rank + EP {}) = {} exceeds "
+                                  "the planner's limit of {} (docs/limits.md)",
+                                  t.num_layers, t.num_experts, t.slots_per_rank(), t.num_ranks,
+                                  work, limits::max_plan_work));
+  }
+  return status::success();
+}
+
 result<plan_outcome> plan(const plan_request& req) {
+  if (status s = validate_plan_request(req); !s.ok()) return s.err();
   plan_outcome out;
   // A sample of the steps (per-step planning and the held-out estimate) is kept on the way to the
   // aggregator.
@@ -110,8 +158,10 @@ result<plan_outcome> plan(const plan_request& req) {
   if (!topo) return topo.err();
   if (!req.ep && sized.ep) out.sources.ep = "rank files";
   out.topo = *topo;
+  if (status s = check_plan_size(out.topo); !s.ok()) return s.err();
   const weight_matrix w = to_weights(out.loads);
   policy_options popt = req.policy;
+  popt.threads = effective_threads(req.policy.threads);
   if (!req.previous.empty()) {
     // The loader is the one parser of vLLM mapping files: the same rules as the serving side.
     const loader::expected_topology expect{out.topo.num_layers, out.topo.num_experts,
@@ -127,14 +177,21 @@ result<plan_outcome> plan(const plan_request& req) {
     out.previous.physical_to_logical.assign(flat.begin(), flat.end());
     out.has_previous = true;
     popt.previous = &out.previous;
-    popt.max_moves = req.max_moves;
-  } else if (req.max_moves >= 0) {
-    return make_error(errc::invalid_argument, position{}, "--max-moves", "needs --previous");
+    popt.max_moves = req.max_moves.value_or(-1);
   }
   popt.objective = req.objective;
   auto placed = plan_placement(w, &sampler.sample(), out.topo, popt, &out.info);
   if (!placed) return placed.err();
   out.result = std::move(*placed);
+  if (out.has_previous) {
+    // The cap holds for every policy and objective, and the moves reported are those of the
+    // placement that is written.
+    if (req.max_moves) {
+      auto capped = cap_moves(out.result, out.previous, *req.max_moves, w, out.topo);
+      if (!capped) return capped.err();
+    }
+    out.info.moves_per_layer = moves_per_layer(out.result, out.previous);
+  }
   if (status s = validate_placement(out.result, out.topo); !s.ok()) {
     return make_error(errc::internal, position{}, "policy", "produced an invalid placement: " + s.message());
   }

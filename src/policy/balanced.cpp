@@ -454,10 +454,9 @@ result<placement> plan_balanced(const weight_matrix& weights, const topology& to
       return make_error(errc::internal, position{}, "balanced", "out of memory while migrating");
     }
     chosen = std::move(migrated);
-    int total = 0;
-    for (int m : moves) total += m;
-    note += "; migration from the previous placement: " + str(total) + " slot(s) changed" +
-            (options.max_moves >= 0 ? " (at most " + str(options.max_moves) + " per layer)"
+    // The moves themselves are counted by the caller on the placement it writes.
+    note += "; migrated from the previous placement" +
+            (options.max_moves >= 0 ? " (at most " + str(options.max_moves) + " slots per layer)"
                                     : std::string());
   } else if (options.max_moves >= 0) {
     note += "; max_moves ignored without a previous placement";

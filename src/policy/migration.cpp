@@ -1,6 +1,7 @@
-// Migration-aware planning for the balanced policy: aligning a plan to the placement currently
-// deployed (rank matching, then slot matching inside ranks) and re-planning a layer from it with
-// as few changed slots as the balance allows (see balanced_detail.hpp).
+// Migration-aware planning: aligning a plan to the placement currently deployed (rank matching,
+// then slot matching inside ranks), re-planning a layer from it with as few changed slots as the
+// balance allows (see balanced_detail.hpp), and the --max-moves cap every policy and objective's
+// result goes through (cap_moves).
 
 #include <algorithm>
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "eplb/policy.hpp"
 #include "policy/balanced_detail.hpp"
 
 namespace eplb::detail {
@@ -240,3 +242,64 @@ migration_outcome migrate_layer(const layer_view& v, const std::int32_t* previou
 }
 
 }  // namespace eplb::detail
+
+namespace eplb {
+
+namespace {
+std::size_t uidx(int i) { return static_cast<std::size_t>(i); }
+}  // namespace
+
+std::vector<int> moves_per_layer(const placement& p, const placement& previous) {
+  std::vector<int> moves(static_cast<std::size_t>(p.num_layers), 0);
+  if (previous.num_layers != p.num_layers || previous.num_slots != p.num_slots) return moves;
+  for (int l = 0; l < p.num_layers; ++l) {
+    const std::int32_t* a = p.row(l);
+    const std::int32_t* b = previous.row(l);
+    for (int s = 0; s < p.num_slots; ++s) moves[uidx(l)] += a[s] != b[s] ? 1 : 0;
+  }
+  return moves;
+}
+
+result<std::vector<int>> cap_moves(placement& p, const placement& previous, int max_moves,
+                                   const weight_matrix& weights, const topology& topo) {
+  if (max_moves < 0) {
+    return make_error(errc::invalid_argument, position{}, "--max-moves",
+                      "must be non-negative, got " + std::to_string(max_moves));
+  }
+  if (previous.num_layers != p.num_layers || previous.num_slots != p.num_slots ||
+      p.num_layers != topo.num_layers || p.num_slots != topo.num_slots ||
+      weights.rows() != topo.num_layers || weights.cols() != topo.num_experts) {
+    return make_error(errc::invalid_argument, position{}, "previous placement",
+                      "its shape does not match the plan's");
+  }
+  std::vector<int> moves = moves_per_layer(p, previous);
+  const int k = topo.slots_per_rank();
+  detail::local_search search;
+  detail::layer_planner planner;
+  std::vector<std::int32_t> capped(uidx(p.num_slots));
+  std::vector<int> cnt;
+  std::vector<double> load;
+  for (int l = 0; l < p.num_layers; ++l) {
+    if (moves[uidx(l)] <= max_moves) continue;
+    std::int32_t* row = p.row(l);
+    const std::int32_t* old = previous.row(l);
+    if (k > topo.num_experts) {
+      // Every rank holds an expert twice: the search needs k <= E. The deployed layer is within
+      // any cap.
+      std::copy(old, old + p.num_slots, row);
+      moves[uidx(l)] = 0;
+      continue;
+    }
+    // The search keeps the candidates within the cap (the previous layer itself always is) and
+    // takes the one closest to the uncapped layer's max rank load.
+    const detail::layer_view v{weights.row(l).data(), topo.num_experts, topo.num_ranks, k};
+    const double target = detail::max_rank_load(v, row, cnt, load);
+    const detail::migration_outcome o = detail::migrate_layer(
+        v, old, row, target, max_moves, nullptr, topo.num_ranks, search, planner, capped.data());
+    std::copy(capped.begin(), capped.end(), row);
+    moves[uidx(l)] = o.moves;
+  }
+  return moves;
+}
+
+}  // namespace eplb

@@ -30,7 +30,27 @@ result<std::size_t> memory_source::read(char* dst, std::size_t n) {
 }
 
 file_source::~file_source() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0 && owned_) ::close(fd_);
+}
+
+void file_source::adopt(int fd, const std::string& path) {
+  path_ = path;
+  fd_ = fd;
+  owned_ = false;
+  size_ = 0;
+}
+
+result<std::size_t> prefixed_source::read(char* dst, std::size_t n) {
+  std::size_t total = 0;
+  if (pos_ < prefix_.size()) {
+    total = std::min(n, prefix_.size() - pos_);
+    std::memcpy(dst, prefix_.data() + pos_, total);
+    pos_ += total;
+  }
+  if (total == n) return total;
+  auto got = raw_->read(dst + total, n - total);
+  if (!got) return got;
+  return total + *got;
 }
 
 status file_source::open(const std::string& path) {

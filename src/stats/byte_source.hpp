@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "eplb/error.hpp"
 
@@ -52,6 +53,8 @@ class file_source final : public byte_source {
   ~file_source() override;
   /// Opens the file; io_error naming it when it cannot be opened or is a directory.
   status open(const std::string& path);
+  /// Reads from a descriptor the caller opened (and closes): a FIFO or standard input.
+  void adopt(int fd, const std::string& path);
   result<std::size_t> read(char* dst, std::size_t n) override;
   std::uint64_t size_hint() const noexcept override { return size_; }
   bool at_end() const noexcept override { return size_ > 0 && offset_ >= size_; }
@@ -60,8 +63,26 @@ class file_source final : public byte_source {
  private:
   std::string path_;
   int fd_ = -1;
+  bool owned_ = true;         // false for an adopted descriptor
   std::uint64_t size_ = 0;    // size of a regular file when opened, 0 otherwise
   std::uint64_t offset_ = 0;  // bytes read so far
+};
+
+/// Returns the bytes of `prefix` first, then the rest of `raw` (magic bytes already read, or the
+/// prefix format detection read from a FIFO).
+class prefixed_source final : public byte_source {
+ public:
+  prefixed_source(std::unique_ptr<byte_source> raw, std::string prefix)
+      : raw_(std::move(raw)), prefix_(std::move(prefix)) {}
+  result<std::size_t> read(char* dst, std::size_t n) override;
+  bool at_end() const noexcept override { return pos_ == prefix_.size() && raw_->at_end(); }
+  std::uint64_t size_hint() const noexcept override { return raw_->size_hint(); }
+  std::uint64_t consumed() const noexcept override { return raw_->consumed(); }
+
+ private:
+  std::unique_ptr<byte_source> raw_;
+  std::string prefix_;
+  std::size_t pos_ = 0;
 };
 
 /// Returns the source of the text behind `raw`: `raw` itself when its first bytes are not

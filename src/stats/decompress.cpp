@@ -27,33 +27,6 @@ error compressed_error(const std::string& name, const char* format, const std::s
   return make_error(errc::io_error, position{name, 0, 0}, "", cat(format, ": ", what));
 }
 
-// Returns the magic bytes already read first, then the rest of the underlying source.
-class prefixed_source final : public byte_source {
- public:
-  prefixed_source(std::unique_ptr<byte_source> raw, std::string prefix)
-      : raw_(std::move(raw)), prefix_(std::move(prefix)) {}
-  result<std::size_t> read(char* dst, std::size_t n) override {
-    std::size_t total = 0;
-    if (pos_ < prefix_.size()) {
-      total = std::min(n, prefix_.size() - pos_);
-      std::memcpy(dst, prefix_.data() + pos_, total);
-      pos_ += total;
-    }
-    if (total == n) return total;
-    auto got = raw_->read(dst + total, n - total);
-    if (!got) return got;
-    return total + *got;
-  }
-  bool at_end() const noexcept override { return pos_ == prefix_.size() && raw_->at_end(); }
-  std::uint64_t size_hint() const noexcept override { return raw_->size_hint(); }
-  std::uint64_t consumed() const noexcept override { return raw_->consumed(); }
-
- private:
-  std::unique_ptr<byte_source> raw_;
-  std::string prefix_;
-  std::size_t pos_ = 0;
-};
-
 // The compressed input of a decompressing source: a buffer refilled from the raw source.
 class compressed_input {
  public:

@@ -278,7 +278,7 @@ result<imported_stats> finish_rows(std::vector<std::vector<std::int64_t>>& rows,
                       "must be non-negative, got " + std::to_string(skip_layers));
   }
   if (static_cast<std::size_t>(skip_layers) >= rows.size()) {
-    return make_error(errc::invalid_argument, whole, "skip_layers",
+    return make_error(errc::invalid_value, whole, "skip_layers",
                       "skipping " + std::to_string(skip_layers) +
                           " leading rows leaves none of the " + std::to_string(rows.size()) +
                           " rows");

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,16 @@ result<std::string> read_whole_file(const std::string& path);
 /// Reads at most max_bytes of a file; `complete` tells whether that was the whole file.
 result<std::string> read_file_prefix(const std::string& path, std::size_t max_bytes,
                                      bool& complete);
+
+/// Returns invalid_value with the way out for a torch archive (.pt, .pth), success otherwise.
+status refuse_torch_archive(const std::string& path);
+
+/// Tells the stats format of `text`, the first bytes of `path` (`complete`: all of it); `rest`
+/// completes `text` to the whole input when a multi-line JSON object needs it. Errors name the
+/// file, and the line where a first line is not JSON.
+result<stats_format> detect_stats_format_text(std::string& text, bool complete,
+                                              const std::string& path,
+                                              const std::function<status(std::string&)>& rest);
 
 /// Returns the 1-based line of a byte offset in a text.
 std::uint64_t line_of(std::string_view text, std::size_t offset) noexcept;

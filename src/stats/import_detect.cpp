@@ -1,14 +1,20 @@
 // Format detection by content and dispatch to the importers.
 #include <simdjson.h>
+#include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "eplb/import.hpp"
 #include "stats/import_common.hpp"
+#include "stats/text.hpp"
 
 namespace eplb {
 
 namespace fs = std::filesystem;
+using detail::cat;
 
 const char* stats_format_name(stats_format format) noexcept {
   switch (format) {
@@ -77,55 +83,68 @@ result<stats_format> classify_object(simdjson::dom::object obj, const std::strin
 
 }  // namespace
 
-result<stats_format> detect_stats_format(const std::string& path) {
-  std::error_code ec;
-  const fs::path p(path);
-  const auto st = fs::status(p, ec);
-  if (ec || !fs::exists(st)) {
-    return make_error(errc::io_error, position{path, 0, 0}, "", "no such file or directory");
-  }
-  if (fs::is_directory(st) || p.filename() == "meta_info.json" || ends_with(path, ".safetensors")) {
-    return stats_format::trtllm_dir;
-  }
+namespace detail {
+
+status refuse_torch_archive(const std::string& path) {
   if (ends_with(path, ".pt") || ends_with(path, ".pth")) {
     return make_error(errc::invalid_value, position{path, 0, 0}, "",
                       "torch archives cannot be read; save the tensor as JSON, e.g. "
                       "{\"logical_count\": t.tolist()} for SGLang or t.tolist() for a matrix");
   }
-  // A vLLM stats file can be gigabytes: look at its beginning only, unless a multi-line JSON
-  // object needs the whole text.
-  bool complete = false;
-  auto text = detail::read_file_prefix(path, std::size_t{8} << 20, complete);
-  if (!text.ok()) return text.err();
+  return status::success();
+}
+
+result<stats_format> detect_stats_format_text(std::string& text, bool complete,
+                                              const std::string& path,
+                                              const std::function<status(std::string&)>& rest) {
   std::size_t i = 0;
-  if (text->compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
-  while (i < text->size() && is_space((*text)[i])) ++i;
-  if (i == text->size()) {
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
+  while (i < text.size() && is_space(text[i])) ++i;
+  if (i == text.size()) {
     return make_error(errc::no_records, position{path, 0, 0}, "",
                       complete ? "file is empty" : "the first 8 MiB are blank");
   }
-  const char c = (*text)[i];
+  // Compressed data the reader cannot decompress: name the format instead of parsing bytes.
+  struct magic {
+    std::string_view bytes;
+    const char* name;
+  };
+  for (const magic& m : {magic{"BZh", "bzip2"},
+                         magic{"\xFD"
+                               "7zXZ",
+                               "xz"},
+                         magic{"\x04\x22\x4D\x18", "lz4"}, magic{"PK\x03\x04", "zip"}}) {
+    if (text.compare(0, m.bytes.size(), m.bytes) == 0) {
+      return make_error(errc::invalid_value, position{path, 0, 0}, "",
+                        cat("the data is ", m.name,
+                            "-compressed, which eplb-gen does not read; decompress it, or "
+                            "compress with gzip or zstd (read as they stream)"));
+    }
+  }
+  const char c = text[i];
   if (c == '[') return stats_format::matrix_json;
   if (c == '{') {
     simdjson::dom::parser parser;
     simdjson::dom::element root;
     simdjson::dom::object obj;
     // JSONL: the first line is a whole object.
-    std::size_t end = text->find('\n', i);
-    if (end == std::string::npos && complete) end = text->size();
-    if (end != std::string::npos && !parser.parse(text->data() + i, end - i).get(root) &&
-        !root.get_object().get(obj)) {
-      return classify_object(obj, path);
+    std::size_t end = text.find('\n', i);
+    if (end == std::string::npos && complete) end = text.size();
+    simdjson::error_code first_line = simdjson::SUCCESS;
+    if (end != std::string::npos) {
+      first_line = parser.parse(text.data() + i, end - i).get(root);
+      if (!first_line && !root.get_object().get(obj)) return classify_object(obj, path);
     }
     if (!complete) {
-      text = detail::read_whole_file(path);
-      if (!text.ok()) return text.err();
+      if (status st = rest(text); !st.ok()) return st.err();
     }
-    if (auto err = parser.parse(*text).get(root); err) {
-      return make_error(errc::invalid_json, position{path, 0, 0}, "",
-                        std::string("starts with '{' but is neither JSON lines nor one JSON "
-                                    "object: ") +
-                            simdjson::error_message(err));
+    if (auto err = parser.parse(text).get(root); err) {
+      // Neither JSON lines nor one JSON object: JSON lines with a bad first line is the likelier
+      // reading, so the message names that line.
+      return make_error(
+          errc::invalid_json, position{path, first_line ? line_of(text, i) : 0, 0}, "",
+          cat("invalid JSON: ", simdjson::error_message(first_line ? first_line : err),
+              " (the file is neither JSON lines nor one JSON object)"));
     }
     if (root.get_object().get(obj)) {
       return make_error(errc::invalid_json, position{path, 0, 0}, "", "not a JSON object");
@@ -140,13 +159,48 @@ result<stats_format> detect_stats_format(const std::string& path) {
   // former and names the line and the encoding problem of the latter, where the character itself
   // would be unprintable here.
   const auto u = static_cast<unsigned char>(c);
-  if (u < 0x20 || u >= 0x7F || text->compare(i, 4, "\x28\xB5\x2F\xFD") == 0) {
+  if (u < 0x20 || u >= 0x7F || text.compare(i, 4, "\x28\xB5\x2F\xFD") == 0) {
     return stats_format::vllm_jsonl;
   }
-  std::string what = "cannot tell the stats format from the first character '";
-  what.push_back(c);
-  what.push_back('\'');
-  return make_error(errc::invalid_value, position{path, 0, 0}, "", what);
+  return make_error(errc::invalid_value, position{path, 0, 0}, "",
+                    cat("cannot tell the stats format from the first character '", c, '\''));
+}
+
+}  // namespace detail
+
+result<stats_format> detect_stats_format(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    // The system's reason: a missing file, a symlink loop, a permission.
+    return make_error(errc::io_error, position{path, 0, 0}, "",
+                      cat("cannot open: ", std::strerror(errno)));
+  }
+  const fs::path p(path);
+  if (S_ISDIR(st.st_mode)) {
+    std::error_code ec;
+    if (!fs::exists(p / "meta_info.json", ec)) {
+      return make_error(errc::invalid_value, position{path, 0, 0}, "",
+                        "a directory is read as a TensorRT-LLM expert_statistic folder, but it has "
+                        "no meta_info.json; for the stats files in it give a quoted glob, e.g. '" +
+                            (p / "*.jsonl").string() + "'");
+    }
+    return stats_format::trtllm_dir;
+  }
+  if (p.filename() == "meta_info.json" || ends_with(path, ".safetensors")) {
+    return stats_format::trtllm_dir;
+  }
+  if (status s = detail::refuse_torch_archive(path); !s.ok()) return s.err();
+  // A vLLM stats file can be gigabytes: look at its beginning only, unless a multi-line JSON
+  // object needs the whole text.
+  bool complete = false;
+  auto text = detail::read_file_prefix(path, std::size_t{8} << 20, complete);
+  if (!text.ok()) return text.err();
+  return detail::detect_stats_format_text(*text, complete, path, [&](std::string& whole) {
+    auto all = detail::read_whole_file(path);
+    if (!all.ok()) return status(all.err());
+    whole = std::move(*all);
+    return status::success();
+  });
 }
 
 result<imported_stats> import_matrix(const std::string& path, const import_options& options) {
@@ -173,6 +227,26 @@ result<imported_stats> import_stats_as(const std::string& path, stats_format for
   }
   return make_error(errc::invalid_argument, position{path, 0, 0}, "",
                     "vLLM JSONL stats are read by the streaming vLLM reader, not the importers");
+}
+
+result<imported_stats> import_stats_text(const std::string& text, const std::string& name,
+                                         stats_format format, const import_options& options) {
+  switch (format) {
+    case stats_format::sglang_json:
+      return import_sglang_text(text, name, options);
+    case stats_format::matrix_json:
+    case stats_format::matrix_csv: {
+      std::size_t i = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+      while (i < text.size() && is_space(text[i])) ++i;
+      if (i < text.size() && text[i] == '[') return import_matrix_json_text(text, name, options);
+      return import_matrix_csv_text(text, name, options);
+    }
+    case stats_format::trtllm_dir:
+    case stats_format::vllm_jsonl:
+      break;
+  }
+  return make_error(errc::invalid_argument, position{name, 0, 0}, "",
+                    cat(stats_format_name(format), " stats are not read from a text"));
 }
 
 result<imported_stats> import_stats(const std::string& path, const import_options& options) {

@@ -55,6 +55,14 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Whether a cell is written as a number at all (whatever its value): a header is text.
+bool is_number(std::string_view cell) {
+  double d = 0;
+  auto [p, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), d);
+  return !cell.empty() && p == cell.data() + cell.size() &&
+         (ec == std::errc() || ec == std::errc::result_out_of_range);
+}
+
 // Parses a non-negative integer, or a decimal with an integral value ("12.0", "1e3").
 bool parse_cell(std::string_view cell, std::int64_t& out, std::string& why) {
   if (cell.empty()) {
@@ -68,7 +76,7 @@ bool parse_cell(std::string_view cell, std::int64_t& out, std::string& why) {
   if (ec == std::errc() && p == last) {
     if (v < 0) {
       why = "negative count ";
-      why.append(cell);
+      why.append(detail::excerpt(cell));
       return false;
     }
     out = v;
@@ -78,13 +86,13 @@ bool parse_cell(std::string_view cell, std::int64_t& out, std::string& why) {
   auto [pd, ecd] = std::from_chars(first, last, d);
   if (ecd != std::errc() || pd != last) {
     why = "\"";
-    why.append(cell);
+    why.append(detail::excerpt(cell));
     why.append("\" is not a number");
     return false;
   }
   if (!std::isfinite(d) || d < 0 || std::floor(d) != d || d >= 9223372036854775808.0) {
     why = "count ";
-    why.append(cell);
+    why.append(detail::excerpt(cell));
     why.append(" is not a non-negative integer below 2^63");
     return false;
   }
@@ -107,6 +115,7 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
   std::size_t line_start = 0;
   std::uint64_t line_no = 0;
   bool seen_content = false;
+  std::uint64_t header_line = 0;
   std::vector<std::int64_t> row;
   std::string why;
   while (line_start < text.size()) {
@@ -124,17 +133,28 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
     bool numeric = true;
     std::size_t col = 0;
     std::size_t cell_start = 0;
-    for (;;) {
+    // Only a first line without a single number is a header: "-1", "1.5" or a 20-digit count
+    // there are data, and their errors are reported, never dropped as a header.
+    if (!seen_content) {
+      bool any_number = false;
+      for (std::size_t at = 0;;) {
+        const std::size_t comma = line.find(',', at);
+        any_number =
+            any_number ||
+            is_number(trim(line.substr(
+                at, comma == std::string_view::npos ? std::string_view::npos : comma - at)));
+        if (comma == std::string_view::npos) break;
+        at = comma + 1;
+      }
+      numeric = any_number;
+    }
+    for (; numeric;) {
       const std::size_t comma = line.find(',', cell_start);
       const std::string_view cell =
           trim(line.substr(cell_start, comma == std::string_view::npos ? std::string_view::npos
                                                                        : comma - cell_start));
       std::int64_t v = 0;
       if (!parse_cell(cell, v, why)) {
-        if (!seen_content) {
-          numeric = false;  // a header line: checked below
-          break;
-        }
         return make_error(errc::invalid_value, where,
                           "[" + std::to_string(rows.size()) + "][" + std::to_string(col) + "]",
                           why);
@@ -148,6 +168,7 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
     const bool first_content = !seen_content;
     seen_content = true;
     if (!numeric) {
+      header_line = line_no;
       if (first_content) continue;  // header skipped
     }
     if (rows.size() >= static_cast<std::size_t>(limits::max_layers) ||
@@ -162,7 +183,10 @@ result<imported_stats> import_matrix_csv_text(const std::string& text, const std
     rows.push_back(row);
   }
   if (rows.empty()) {
-    return make_error(errc::no_records, position{name, 0, 0}, "", "no numeric rows");
+    return make_error(errc::no_records, position{name, header_line, 0}, "",
+                      header_line > 0 ? "no numeric rows: the only line was read as a CSV header "
+                                        "(no number in it; is this a stats file?)"
+                                      : "no numeric rows");
   }
   auto out = detail::finish_rows(rows, options.skip_layers, stats_format::matrix_csv, name);
   if (!out.ok()) return out;

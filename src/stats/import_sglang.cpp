@@ -76,7 +76,7 @@ result<imported_stats> import_sglang_text(const std::string& text, const std::st
   const std::int64_t total_steps = ndim == 3 ? static_cast<std::int64_t>(shape[0]) : 1;
   const auto& used = summer.used_steps();
   if (used.empty()) {
-    return make_error(errc::invalid_argument, position{name, 0, 0}, "logical_count",
+    return make_error(errc::no_records, position{name, 0, 0}, "logical_count",
                       "the step range selects none of the " + std::to_string(total_steps) +
                           " steps (indices 0.." + std::to_string(total_steps - 1) + ")");
   }

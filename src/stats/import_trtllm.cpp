@@ -161,6 +161,12 @@ result<imported_stats> import_trtllm(const std::string& path, const import_optio
                           "shape " + shape + " is not [num_experts] = [" +
                               std::to_string(num_experts) + "] from meta_info.json");
       }
+      if (layer >= limits::max_decoder_layers) {
+        return make_error(
+            errc::limit_exceeded, whole, entry.name,
+            detail::cat("layer id ", layer, " is beyond the limit of ", limits::max_decoder_layers,
+                        " decoder layers (docs/limits.md)"));
+      }
       keys.emplace(iter, layer);
       if (!options.steps.contains(iter)) continue;
       auto values = safetensors_to_int64(*st, entry);
@@ -226,7 +232,7 @@ result<imported_stats> import_trtllm(const std::string& path, const import_optio
     if (options.steps.contains(it)) used.push_back(it);
   }
   if (used.empty()) {
-    return make_error(errc::invalid_argument, where_dir, "",
+    return make_error(errc::no_records, where_dir, "",
                       "the iteration range selects none of the recorded iterations " +
                           std::to_string(*iters.begin()) + ".." + std::to_string(*iters.rbegin()));
   }

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include "eplb/error.hpp"
+
 namespace eplb::detail {
 
 inline void append_piece(std::string& out, std::string_view piece) { out.append(piece); }
@@ -22,6 +24,13 @@ std::string cat(const Pieces&... pieces) {
   std::string out;
   (append_piece(out, pieces), ...);
   return out;
+}
+
+/// Returns at most `max` bytes of an input's text for a message, printable (error.hpp), with
+/// "..." when it was cut: a binary or huge value never floods the terminal.
+inline std::string excerpt(std::string_view text, std::size_t max = 60) {
+  if (text.size() <= max) return printable(text);
+  return printable(text.substr(0, max)) + "...";
 }
 
 }  // namespace eplb::detail

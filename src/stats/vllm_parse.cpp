@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <iterator>
 #include <string_view>
@@ -539,8 +540,8 @@ status chunk_parser::read_string(ondemand::value value, const char* field, std::
 // `check(v, row, col)` returns an empty optional for an acceptable value or the error to report.
 template <class T, class Check>
 status chunk_parser::parse_matrix(ondemand::value value, const char* field, raw_buffer<T>& out,
-                                  std::size_t at, std::size_t& rows, std::size_t& cols,
-                                  Check check) {
+                                  std::size_t at, std::size_t& rows, std::size_t& cols, Check check,
+                                  bool integral_floats) {
   rows = 0;
   cols = 0;
   std::size_t count = 0;
@@ -569,18 +570,24 @@ status chunk_parser::parse_matrix(ondemand::value value, const char* field, raw_
       ondemand::value v;
       if (auto e = element.get(v)) return json_fail(e);
       std::int64_t x = 0;
+      double d = 0;
       if (auto e = v.get_int64().get(x)) {
         if (e != simdjson::INCORRECT_TYPE && e != simdjson::NUMBER_OUT_OF_RANGE) {
           return json_fail(e);
         }
-        const std::string token = token_of(v);
-        std::string what = cat("layer ", rows, ", slot ", n, ": ");
-        if (looks_like_integer(token)) {
-          what += cat("integer ", token, " does not fit in 64 bits");
+        if (integral_floats && v.get_double().get(d) == simdjson::SUCCESS && d >= 0 &&
+            d < 9223372036854775808.0 && std::floor(d) == d) {
+          x = static_cast<std::int64_t>(d);
         } else {
-          what += cat("expected an integer, got ", token);
+          const std::string token = token_of(v);
+          std::string what = cat("layer ", rows, ", slot ", n, ": ");
+          if (looks_like_integer(token)) {
+            what += cat("integer ", token, " does not fit in 64 bits");
+          } else {
+            what += cat("expected an integer, got ", token);
+          }
+          return fail(errc::wrong_type, field, what);
         }
-        return fail(errc::wrong_type, field, what);
       }
       if (auto bad = check(x, rows, n)) return *bad;
       if (out.size() <= at + count) out.resize(std::max<std::size_t>(256, 2 * (at + count)));
@@ -766,7 +773,8 @@ status chunk_parser::process_stats(ondemand::object& object) {
               if (x >= 0) return std::nullopt;
               return fail(errc::invalid_value, "expert_load",
                           cat("layer ", l, ", slot ", p, ": negative load ", x));
-            });
+            },
+            /*integral_floats=*/true);
       }
     } else if (key == "p2l_map") {
       f.has_p2l = true;

@@ -138,9 +138,12 @@ class chunk_parser {
   status process_meta(simdjson::ondemand::object& object);
   status process_stats(simdjson::ondemand::object& object);
   status process_other(simdjson::ondemand::object& object);
+  // integral_floats: also accept numbers written as floats with an integral value (6848.0), as
+  // vLLM's own tool does for loads (it reads them as float32).
   template <class T, class Check>
   status parse_matrix(simdjson::ondemand::value value, const char* field, raw_buffer<T>& out,
-                      std::size_t at, std::size_t& rows, std::size_t& cols, Check check);
+                      std::size_t at, std::size_t& rows, std::size_t& cols, Check check,
+                      bool integral_floats = false);
   status read_int(simdjson::ondemand::value value, const char* field, std::int64_t& out);
   status read_string(simdjson::ondemand::value value, const char* field, std::string_view& out);
   status check_fields();

@@ -21,16 +21,20 @@
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "eplb/files.hpp"
 #include "eplb/limits.hpp"
 #include "eplb/stats.hpp"
 #include "stats/byte_source.hpp"
@@ -50,11 +54,18 @@ constexpr std::size_t tail_bytes = 16 + simdjson::SIMDJSON_PADDING;
 
 std::string where_str(const position& p) { return cat(p.file, ':', p.line); }
 
+// Item buffers come from malloc so that growing one for a long line is a realloc, which moves the
+// pages of a large block (mremap) instead of copying them: the old and the new buffer are never
+// held at once, and a line of the limit takes the limit, not 1.5 or 2 times it.
+struct free_deleter {
+  void operator()(char* p) const noexcept { std::free(p); }
+};
+
 // One unit of work from the read stage to the apply stage.
 struct work_item {
   enum class type { region, file_begin, file_end, failure };
   type kind = type::region;
-  std::unique_ptr<char[]> buf;  // region text, then the carried partial line, then tail_bytes
+  std::unique_ptr<char, free_deleter> buf;  // region text, the carried partial line, tail_bytes
   std::size_t cap = 0;          // bytes of text the buffer holds
   region_text region;
   std::uint64_t bytes_read = 0;  // bytes read from the file into this item
@@ -122,6 +133,11 @@ class producer {
     std::unique_ptr<byte_source> raw;
     if (in.text != nullptr) {
       raw = std::make_unique<memory_source>(*in.text);
+    } else if (const opened_input* o = opened(in.name)) {
+      // Read once already (format detection): its first bytes, then the rest of the descriptor.
+      auto file = std::make_unique<file_source>();
+      file->adopt(o->fd, in.name);
+      raw = std::make_unique<prefixed_source>(std::move(file), o->prefix);
     } else {
       auto file = std::make_unique<file_source>();
       if (auto st = file->open(in.name); !st) return fail(item, st.err());
@@ -138,6 +154,13 @@ class producer {
     phase_ = phase::read;
   }
 
+  const opened_input* opened(const std::string& name) const {
+    for (const opened_input& o : options_.opened) {
+      if (o.name == name) return &o;
+    }
+    return nullptr;
+  }
+
   // The line that starts after the regions so far; the apply stage knows its number.
   error line_too_long() const {
     return make_error(errc::limit_exceeded, position{}, "",
@@ -150,9 +173,14 @@ class producer {
   static void reserve(work_item& item, std::size_t need, std::size_t keep, std::size_t max_cap) {
     if (item.cap >= need) return;
     need = std::max(need, std::min(max_cap, item.cap + item.cap / 2));
-    std::unique_ptr<char[]> bigger(new char[need + tail_bytes]);
-    if (keep > 0) std::memcpy(bigger.get(), item.buf.get(), keep);
-    item.buf = std::move(bigger);
+    char* old = keep > 0 ? item.buf.release() : nullptr;
+    item.buf.reset();  // nothing to keep: free before allocating
+    char* bigger = static_cast<char*>(std::realloc(old, need + tail_bytes));
+    if (bigger == nullptr) {
+      std::free(old);
+      throw std::bad_alloc();  // as new[] would
+    }
+    item.buf.reset(bigger);
     item.cap = need;
   }
 
@@ -171,6 +199,11 @@ class producer {
     }
     // Room for the carried line and at least one more byte, within the limit of one line.
     want = std::min(max_cap, std::max(want, carry_len_ + 1));
+    // A buffer grown for a long line is given back once its region is done with.
+    if (item.cap > std::max(want, 4 * chunk)) {
+      item.buf.reset();
+      item.cap = 0;
+    }
     reserve(item, std::min(want, max_cap), 0, max_cap);
     char* buf = item.buf.get();
     // memcpy from a null carry is undefined even for zero bytes.
@@ -376,7 +409,41 @@ class stats_reader {
       return with_line(chunk.errors[static_cast<std::size_t>(e.error)], record_.where.line);
     meta_ = chunk.metas[e.meta];
     meta_->where = record_.where;
-    if (!summary_.meta) summary_.meta = meta_;
+    if (!summary_.meta) {
+      summary_.meta = meta_;
+      return status::success();
+    }
+    return compare_metas(*summary_.meta, *meta_);
+  }
+
+  // Files planned together come from one model and cluster shape; the EP size and redundant
+  // slots of the recording servers may differ (the plan sets its own) and are only reported.
+  status compare_metas(const stats_meta& first, const stats_meta& m) {
+    const std::string origin = cat(" but ", where_str(first.where), " says ");
+    if (m.model != first.model) {
+      return fail(errc::shape_mismatch, "model",
+                  cat('"', printable(m.model), '"', origin, '"', printable(first.model),
+                      "\"; stats of different models cannot be planned together"));
+    }
+    for (const auto& [name, a, b] : {std::tuple{"num_layers", m.num_layers, first.num_layers},
+                                     std::tuple{"num_groups", m.num_groups, first.num_groups},
+                                     std::tuple{"num_nodes", m.num_nodes, first.num_nodes}}) {
+      if (a != b) {
+        return fail(errc::shape_mismatch, name,
+                    cat(a, origin, b,
+                        "; files planned together must agree on everything but num_ranks and "
+                        "num_redundant_experts"));
+      }
+    }
+    for (const auto& [name, a, b] : {std::tuple{"num_ranks", m.num_ranks, first.num_ranks},
+                                     std::tuple{"num_redundant_experts", m.num_redundant_experts,
+                                                first.num_redundant_experts}}) {
+      if (a != b) {
+        summary_.notes.push_back(cat(where_str(m.where), ": ", name, " = ", a, origin, b,
+                                     " (the recording servers differ; the plan uses ",
+                                     where_str(first.where), "'s unless given as a flag)"));
+      }
+    }
     return status::success();
   }
 
@@ -409,6 +476,8 @@ class stats_reader {
   std::optional<stats_meta> meta_;
   std::uint64_t file_stats_ = 0;
   bool file_has_selected_ = false;
+  int file_slots_ = 0, file_ranks_ = 0;  // P and num_ranks of the file's last selected record
+  position file_slots_where_;
   std::uint64_t line_base_ = 0;   // lines of the file before the current region
   std::optional<error> pending_;  // see apply_pending
   error pending_if_last_;
@@ -514,6 +583,25 @@ status stats_reader::check_selected(const record_fields& f, const std::int32_t* 
     covered_id_ = p2l_id;
     covered_experts_ = expected;
   }
+
+  // Within a file the slot count changes only with an elastic EP rescale, which records a new
+  // num_ranks; otherwise the file holds a second run (other redundant slots) under the first's
+  // meta, or none, and its topology would be wrong.
+  const int record_ranks = f.has_num_ranks ? static_cast<int>(f.num_ranks) : 0;
+  if (file_has_selected_ && num_slots != file_slots_ &&
+      (record_ranks == 0 || record_ranks == file_ranks_)) {
+    return fail(errc::shape_mismatch, "expert_load",
+                cat("the record has ", num_slots, " slots per layer but the record before it (",
+                    where_str(file_slots_where_), ") has ", file_slots_, ", with the same ",
+                    expected, " logical experts and ",
+                    record_ranks == 0 ? std::string("no num_ranks")
+                                      : cat("the same num_ranks ", record_ranks),
+                    " (a second run appended to the file? select one run with a step range; an "
+                    "elastic EP rescale records its new num_ranks)"));
+  }
+  file_slots_ = num_slots;
+  file_ranks_ = record_ranks;
+  file_slots_where_ = record_.where;
 
   if (!have_shape_) {
     have_shape_ = true;
@@ -721,14 +809,8 @@ status read_vllm_stats(const std::vector<std::string>& files, const stats_read_o
   if (files.empty()) {
     return make_error(errc::invalid_argument, position{}, "", "no stats files given");
   }
-  // The same file twice would silently double its loads (overlapping globs, say).
-  std::vector<std::string> sorted(files);
-  std::sort(sorted.begin(), sorted.end());
-  const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-  if (dup != sorted.end()) {
-    return make_error(errc::invalid_argument, position{*dup, 0, 0}, "",
-                      "listed more than once (its loads would be counted twice)");
-  }
+  // The same file twice would silently double its loads (overlapping globs, two spellings).
+  if (status st = check_distinct_inputs(files, ""); !st.ok()) return st;
   std::vector<detail::input> inputs;
   inputs.reserve(files.size());
   for (const auto& path : files) inputs.push_back(detail::input{path, nullptr});

@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "eplb/flags.hpp"
+#include "mapping/export_common.hpp"
+
 namespace eplb {
 
 namespace {
@@ -143,6 +146,31 @@ result<weight_matrix> read_counts_json(const std::string& path) {
   return w;
 }
 
+status validate_synth_options(const synth_options& o) {
+  for (const auto& [flag, value] :
+       {std::pair{flags::synth_steps, std::int64_t{o.num_steps}},
+        std::pair{flags::first_step, o.first_step}, std::pair{flags::top_k, std::int64_t{o.top_k}},
+        std::pair{flags::min_batch, std::int64_t{o.min_batch_tokens}},
+        std::pair{flags::max_batch, std::int64_t{o.max_batch_tokens}},
+        std::pair{flags::burst_steps, std::int64_t{o.burst_steps}},
+        std::pair{flags::remap_every, std::int64_t{o.remap_every}},
+        std::pair{flags::regime_steps, std::int64_t{o.regime_steps}}}) {
+    if (status s = check_flag(flag, value); !s.ok()) return s;
+  }
+  if (o.max_batch_tokens < o.min_batch_tokens) {
+    return make_error(errc::invalid_argument, position{}, "--max-batch",
+                      fmt::format("must be at least --min-batch {}, got {}", o.min_batch_tokens,
+                                  o.max_batch_tokens));
+  }
+  for (const auto& [flag, value] :
+       {std::pair{flags::drift, o.drift}, std::pair{flags::drift_speed, o.drift_speed},
+        std::pair{flags::burst_prob, o.burst_prob},
+        std::pair{flags::burst_factor, o.burst_factor}}) {
+    if (status s = check_flag(flag, value); !s.ok()) return s;
+  }
+  return validate_topology(o.recording);
+}
+
 namespace {
 
 // Samples the trace and hands every step with load to `emit(step, phys, p2l)`; both synthesize_*
@@ -156,14 +184,7 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
                       fmt::format("shape {}x{} does not match the recording topology {}x{}",
                                   dist.rows(), dist.cols(), t.num_layers, t.num_experts));
   }
-  if (status s = validate_topology(t); !s.ok()) return s;
-  if (o.num_steps < 0 || o.top_k <= 0 || o.min_batch_tokens <= 0 ||
-      o.max_batch_tokens < o.min_batch_tokens || o.drift < 0 || o.burst_prob < 0 ||
-      o.regime_steps < 0) {
-    return make_error(errc::invalid_argument, none, "synth",
-                      "steps >= 0, top_k > 0, 0 < min batch <= max batch, drift >= 0, burst "
-                      "probability >= 0 and regime steps >= 0 are required");
-  }
+  if (status s = validate_synth_options(o); !s.ok()) return s;
   rng g(o.seed);
   const int L = t.num_layers, E = t.num_experts, P = t.num_slots;
   std::vector<double> base(static_cast<std::size_t>(L) * E);
@@ -252,64 +273,74 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
 
 }  // namespace
 
-status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::ostream& out) {
+status synthesize_stats(const weight_matrix& dist, const synth_options& o,
+                        const std::function<status(std::string_view)>& write) {
   const topology& t = o.recording;
   const int L = t.num_layers, P = t.num_slots, R = t.num_ranks;
+  std::string model;
+  detail::append_json_string(model, o.model);
+  std::string line;
   if (o.write_meta && dist.rows() == L && dist.cols() == t.num_experts &&
-      validate_topology(t).ok()) {
-    out << fmt::format(
-        "{{\"record_type\": \"eplb_load_meta\", \"version\": 1, \"model\": \"{}\", "
+      validate_synth_options(o).ok()) {
+    line = fmt::format(
+        "{{\"record_type\": \"eplb_load_meta\", \"version\": 1, \"model\": {}, "
         "\"num_ranks\": {}, \"num_groups\": {}, \"num_nodes\": {}, \"num_layers\": {}, "
         "\"num_redundant_experts\": {}}}\n",
-        o.model, R, t.num_groups, t.num_nodes, L, t.num_redundant());
+        model, R, t.num_groups, t.num_nodes, L, t.num_redundant());
+    if (status s = write(line); !s.ok()) return s;
   }
-  std::string line;
   const int k = R > 0 ? P / R : 0;
-  status st = generate(dist, o, [&](std::int64_t step, const std::vector<std::int64_t>& phys,
-                                    const std::vector<std::int32_t>& p2l) {
-    line.clear();
-    auto it = std::back_inserter(line);
-    fmt::format_to(it,
-                   "{{\"record_type\": \"eplb_load_stats\", \"version\": 1, \"model\": \"{}\", "
-                   "\"step\": {}, \"next_rearrange\": {}, \"num_ranks\": {}, \"num_layers\": {}, "
-                   "\"experts_per_rank\": [",
-                   o.model, step, 3000 - step, R, L);
-    for (int r = 0; r < R; ++r) {
-      fmt::format_to(it, "{}[{}, {}]", r ? ", " : "", p2l[r * k], p2l[r * k + k - 1]);
-    }
-    line += "], \"tokens\": [";
-    for (int l = 0; l < L; ++l) {
-      line += l ? ", [" : "[";
-      for (int r = 0; r < R; ++r) {
-        std::int64_t sum = 0;
-        for (int s = r * k; s < (r + 1) * k; ++s) sum += phys[static_cast<std::size_t>(l) * P + s];
-        fmt::format_to(it, "{}{}", r ? ", " : "", sum);
-      }
-      line += ']';
-    }
-    line += "], \"expert_load\": [";
-    for (int l = 0; l < L; ++l) {
-      line += l ? ", [" : "[";
-      for (int s = 0; s < P; ++s) {
-        fmt::format_to(it, "{}{}", s ? ", " : "", phys[static_cast<std::size_t>(l) * P + s]);
-      }
-      line += ']';
-    }
-    line += "], \"p2l_map\": [";
-    for (int l = 0; l < L; ++l) {
-      line += l ? ", [" : "[";
-      for (int s = 0; s < P; ++s) {
-        fmt::format_to(it, "{}{}", s ? ", " : "", p2l[static_cast<std::size_t>(l) * P + s]);
-      }
-      line += ']';
-    }
-    line += "]}\n";
-    out << line;
+  return generate(
+      dist, o,
+      [&](std::int64_t step, const std::vector<std::int64_t>& phys,
+          const std::vector<std::int32_t>& p2l) {
+        line.clear();
+        auto it = std::back_inserter(line);
+        fmt::format_to(
+            it,
+            "{{\"record_type\": \"eplb_load_stats\", \"version\": 1, \"model\": {}, "
+            "\"step\": {}, \"next_rearrange\": {}, \"num_ranks\": {}, \"num_layers\": {}, "
+            "\"experts_per_rank\": [",
+            model, step, 3000 - step, R, L);
+        for (int r = 0; r < R; ++r) {
+          fmt::format_to(it, "{}[{}, {}]", r ? ", " : "", p2l[r * k], p2l[r * k + k - 1]);
+        }
+        line += "], \"tokens\": [";
+        for (int l = 0; l < L; ++l) {
+          line += l ? ", [" : "[";
+          for (int r = 0; r < R; ++r) {
+            std::int64_t sum = 0;
+            for (int s = r * k; s < (r + 1) * k; ++s)
+              sum += phys[static_cast<std::size_t>(l) * P + s];
+            fmt::format_to(it, "{}{}", r ? ", " : "", sum);
+          }
+          line += ']';
+        }
+        // Both matrices are [L][P], written as Python's json.dumps writes nested lists.
+        auto append_rows = [&](const char* key, const auto& m) {
+          fmt::format_to(it, "], \"{}\": [", key);
+          for (int l = 0; l < L; ++l) {
+            line += l ? ", [" : "[";
+            for (int s = 0; s < P; ++s) {
+              fmt::format_to(it, "{}{}", s ? ", " : "", m[static_cast<std::size_t>(l) * P + s]);
+            }
+            line += ']';
+          }
+        };
+        append_rows("expert_load", phys);
+        append_rows("p2l_map", p2l);
+        line += "]}\n";
+        return write(line);
+      });
+}
+
+status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::ostream& out) {
+  return synthesize_stats(dist, o, [&](std::string_view text) -> status {
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!out)
+      return make_error(errc::io_error, position{}, "", "cannot write the synthesized trace");
     return status::success();
   });
-  if (!st.ok()) return st;
-  if (!out) return make_error(errc::io_error, position{}, "", "cannot write the synthesized trace");
-  return status::success();
 }
 
 status synthesize_records(const weight_matrix& dist, const synth_options& o, stats_sink& sink) {

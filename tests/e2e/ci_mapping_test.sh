@@ -125,18 +125,18 @@ above=$(awk -v r="$regression" 'BEGIN { printf "%.6f", r + 0.001 }')
 "$gen" "${judge[@]}" -q --baseline "$work/oracle.jsonl" --max-regression "$above" \
   2>"$work/gate-above.err" && ok || bad "eval gate: --max-regression $above failed"
 [[ ! -s "$work/gate-above.err" ]] && ok || bad "eval gate: -q printed a passing gate"
-# Usage errors (no baseline, no mapping to gate, a negative threshold) are never read as a
-# verdict: neither success, nor bad input, nor the gate's 3.
-usage_error() { [[ $1 -ne 0 && $1 -ne 1 && $1 -ne 3 ]]; }
+# Usage errors (no baseline, no mapping to gate, a negative threshold) exit 2, never read as a
+# verdict.
+usage_error() { [[ $1 -eq 2 ]]; }
 for args in "--max-regression 0.01" "--baseline $work/oracle.jsonl --max-regression -0.01"; do
   # shellcheck disable=SC2086
   "$gen" "${judge[@]}" $args >/dev/null 2>&1
   status=$?
-  usage_error $status && ok || bad "eval $args: exit $status, expected a usage error"
+  usage_error $status && ok || bad "eval $args: exit $status, expected 2"
 done
 "$gen" eval --stats "$src/data/sample.jsonl" --ep 8 --baseline "$work/oracle.jsonl" >/dev/null 2>&1
 status=$?
-usage_error $status && ok || bad "eval --baseline without -m: exit $status, expected a usage error"
+usage_error $status && ok || bad "eval --baseline without -m: exit $status, expected 2"
 
 echo "ci_mapping_test: $passes passed, $failures failed"
 [ "$failures" -eq 0 ]

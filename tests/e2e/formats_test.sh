@@ -8,11 +8,18 @@ gen=${EPLB_GEN:?}
 src=${EPLB_SOURCE_DIR:?}
 fx=$src/tests/data/formats
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-expect_fail() {  # what, stderr file, command...
-  local what=$1 err=$2
-  shift 2
+expect_fail() {  # what, stderr file, command...: exit status 1 (bad input)
+  expect_status 1 "$@"
+}
+expect_usage() {  # what, stderr file, command...: exit status 2 (usage error)
+  expect_status 2 "$@"
+}
+expect_status() {  # status, what, stderr file, command...
+  local want=$1 what=$2 err=$3
+  shift 3
   if "$@" >/dev/null 2>"$err"; then bad "$what: exited 0"; else
-    [ $? -eq 1 ] && ok || bad "$what: exit code is not 1"
+    local rc=$?
+    [ $rc -eq "$want" ] && ok || bad "$what: exit code is $rc, not $want"
   fi
 }
 
@@ -51,7 +58,7 @@ for f in "${all[@]}"; do
   cmp -s "$work/conv_$f.jsonl" "$work/out/mapping.jsonl" && ok || bad "convert $f to vllm differs"
 done
 # ... and vLLM to the EP-stating formats needs the EP size.
-expect_fail "convert to ascend without --ep" "$work/ep.err" \
+expect_usage "convert to ascend without --ep" "$work/ep.err" \
   "$gen" convert --input "$work/out/mapping.jsonl" --format ascend -o "$work/a.json"
 expect_contains "$work/ep.err" "--ep is required to write the ascend mapping" "ep message"
 "$gen" convert --input "$work/out/mapping.jsonl" --format ascend --ep 2 -o "$work/a.json" -q
@@ -82,7 +89,7 @@ expect_fail "check stats of another shape" "$work/c6.err" "$gen" check \
 expect_contains "$work/c6.err" "the stats have 3 layers x 4 experts but the mapping has 2 x 3" "stats shape message"
 
 # 5. Several formats with -o are refused before anything is written.
-expect_fail "-o with two formats" "$work/o.err" "$gen" --stats "$fx/vllm_example.jsonl" \
+expect_usage "-o with two formats" "$work/o.err" "$gen" --stats "$fx/vllm_example.jsonl" \
   --format vllm,json -o "$work/o.out"
 expect_contains "$work/o.err" "use --output-dir" "-o message"
 [ ! -e "$work/o.out" ] && ok || bad "-o output written"
@@ -160,7 +167,7 @@ cmp -s "$work/sg/mapping.jsonl" "$work/trace_vllm.jsonl" && ok || bad "SGLang st
   -o "$work/sg_back.jsonl" -q || bad "convert SGLang with a dense row"
 cmp -s "$work/sg_back.jsonl" "$work/trace_vllm.jsonl" && ok || bad "SGLang -> vllm differs"
 # Files of different formats are refused.
-expect_fail "mixed formats" "$work/mix.err" "$gen" --stats "$work/trace.jsonl" --stats "$work/a.csv" \
+expect_usage "mixed formats" "$work/mix.err" "$gen" --stats "$work/trace.jsonl" --stats "$work/a.csv" \
   --ep 4 --redundant 4 -o "$work/mix.jsonl"
 expect_contains "$work/mix.err" "give stats of one format per run" "mixed formats message"
 

@@ -238,7 +238,7 @@ TEST_CASE("TensorRT-LLM fixture sums ranks and iterations to the vLLM example", 
   opts.steps.first = 5;
   auto none = eplb::import_trtllm(k_dir + "/trtllm", opts);
   REQUIRE_FALSE(none.ok());
-  CHECK(none.code() == eplb::errc::invalid_argument);
+  CHECK(none.code() == eplb::errc::no_records);  // about the data: exit 1, not a usage error
 }
 
 TEST_CASE("TensorRT-LLM: the reference loader's checks", "[import]") {
@@ -290,6 +290,16 @@ TEST_CASE("TensorRT-LLM: the reference loader's checks", "[import]") {
     CHECK(got.code() == eplb::errc::shape_mismatch);
     CHECK(contains(got.message(), "rank0.safetensors"));
     CHECK(contains(got.message(), "0_3"));
+  }
+  SECTION("a layer id beyond the decoder-layer limit (it would become that many output rows)") {
+    write_file(dir.file("rank0.safetensors"),
+               safetensors_bytes({make_tensor<std::int64_t>("0_2000000000", "I64", {1, 1})}));
+    auto got = eplb::import_trtllm(dir.path.string(), opts);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.code() == eplb::errc::limit_exceeded);
+    CHECK(contains(got.message(),
+                   "rank0.safetensors: 0_2000000000: layer id 2000000000 is beyond "
+                   "the limit of 8192 decoder layers (docs/limits.md)"));
   }
   SECTION("a key that is not {iter}_{layer}") {
     write_file(dir.file("rank0.safetensors"),
@@ -363,7 +373,7 @@ TEST_CASE("SGLang logical_count: 2-D spec example and 3-D recorder dump", "[impo
   first.steps.last.reset();
   auto none = eplb::import_sglang(k_dir + "/sglang_logical_count_3d.json", first);
   REQUIRE_FALSE(none.ok());
-  CHECK(none.code() == eplb::errc::invalid_argument);
+  CHECK(none.code() == eplb::errc::no_records);
 }
 
 TEST_CASE("SGLang errors name file, line and field", "[import]") {
@@ -428,7 +438,7 @@ TEST_CASE("SGLang errors name file, line and field", "[import]") {
   skip_all.skip_layers = 1;
   auto empty = eplb::import_sglang_text("{\"logical_count\": [[1]]}", "e.json", skip_all);
   REQUIRE_FALSE(empty.ok());
-  CHECK(empty.code() == eplb::errc::invalid_argument);
+  CHECK(empty.code() == eplb::errc::invalid_value);  // the flag does not fit the data: exit 1
 }
 
 TEST_CASE("LMDeploy statistics JSON and CSV matrices", "[import]") {

@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "eplb/files.hpp"
 #include "eplb/mapping.hpp"
 
 using namespace eplb;
@@ -78,14 +80,80 @@ TEST_CASE("atomic write replaces the target and leaves no temporary file") {
   fs::remove_all(dir);
 }
 
-TEST_CASE("atomic write into a missing directory fails with the path and keeps nothing") {
+TEST_CASE("atomic write creates a missing directory and a failed set removes it again") {
   const fs::path dir = temp_dir();
-  const std::string path = (dir / "nope" / "m.jsonl").string();
-  status s = write_file_atomic(path, "x");
+  const std::string path = (dir / "new" / "deeper" / "m.jsonl").string();
+  REQUIRE(write_file_atomic(path, "x").ok());
+  CHECK(*read_file(path) == "x");
+  // A set whose second file cannot be written (its target is a directory) writes nothing, and
+  // the directories the first one created are gone again.
+  fs::create_directories(dir / "od" / "b.yaml");
+  const std::vector<output_file> files{{(dir / "made" / "a.jsonl").string(), "a"},
+                                       {(dir / "od" / "b.yaml").string(), "b"}};
+  status s = write_files_atomic(files);
   REQUIRE_FALSE(s.ok());
   CHECK(s.code() == errc::io_error);
-  CHECK_THAT(s.message(), Catch::Contains(path));
-  CHECK_FALSE(fs::exists(path));
+  CHECK_THAT(s.message(), Catch::Contains("b.yaml: cannot write: Is a directory"));
+  CHECK_FALSE(fs::exists(dir / "made"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a set of outputs is written all or nothing") {
+  const fs::path dir = temp_dir();
+  const std::string a = (dir / "a.jsonl").string(), b = (dir / "b.json").string();
+  REQUIRE(write_files_atomic({{a, "old a\n"}, {b, "old b\n"}}).ok());
+  // A device that fails (a full disk) comes after every temporary file and before any rename.
+  status s = write_files_atomic({{a, "new a\n"}, {"/dev/full", "summary"}, {b, "new b\n"}});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.message() == "/dev/full: cannot write: No space left on device");
+  CHECK(*read_file(a) == "old a\n");
+  CHECK(*read_file(b) == "old b\n");
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    (void)e;
+    ++entries;
+  }
+  CHECK(entries == 2);  // no temporary file left
+  REQUIRE(write_files_atomic({{a, "new a\n"}, {b, "new b\n"}}).ok());
+  CHECK(*read_file(a) == "new a\n");
+  CHECK(*read_file(b) == "new b\n");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("read_file stops at its size limit") {
+  auto zero = read_file("/dev/zero", 1 << 20);
+  REQUIRE_FALSE(zero.ok());
+  CHECK(zero.code() == errc::limit_exceeded);
+  CHECK(zero.message() == "/dev/zero: larger than the limit of 1048576 bytes (docs/limits.md)");
+}
+
+TEST_CASE("outputs never name an input or another output, whatever the spelling") {
+  const fs::path dir = temp_dir();
+  const std::string in = (dir / "s.jsonl").string();
+  REQUIRE(write_file_atomic(in, "x\n").ok());
+  fs::create_symlink(in, dir / "link.jsonl");
+  const std::vector<named_path> inputs{{"--stats", in}};
+  CHECK(check_output_paths(inputs, {{"-o", (dir / "m.jsonl").string()}}).ok());
+  for (const std::string& alias :
+       {in, (dir / "." / "s.jsonl").string(), (dir / "link.jsonl").string()}) {
+    status s = check_output_paths(inputs, {{"-o", alias}});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == errc::invalid_argument);
+    CHECK(s.message() == "-o " + alias + ": is the input --stats " + in +
+                             " (the same file); an output never overwrites an input");
+  }
+  // Two new files of one name, spelled differently; stdout twice; devices never clash.
+  status twice = check_output_paths(
+      {}, {{"-o", (dir / "n.jsonl").string()}, {"--summary", (dir / "." / "n.jsonl").string()}});
+  REQUIRE_FALSE(twice.ok());
+  CHECK_THAT(twice.message(), Catch::Contains("is also the output -o"));
+  CHECK_FALSE(check_output_paths({}, {{"-o", "-"}, {"--summary", "-"}}).ok());
+  CHECK(check_output_paths({}, {{"-o", "/dev/null"}, {"--summary", "/dev/null"}}).ok());
+  // The same input under two spellings is refused too.
+  status dup = check_distinct_inputs({in, (dir / "link.jsonl").string()}, "");
+  REQUIRE_FALSE(dup.ok());
+  CHECK(dup.message() == (dir / "link.jsonl").string() + ": is the same file as " + in +
+                             ", listed twice (its loads would be counted twice)");
   fs::remove_all(dir);
 }
 

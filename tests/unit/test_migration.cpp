@@ -166,6 +166,36 @@ TEST_CASE("migration: max_moves is honoured exactly and the result is never wors
   }
 }
 
+TEST_CASE("cap_moves: any placement is brought within the cap, never worse than before") {
+  const topology t{8, 64, 96, 32, 1, 1};  // k = 3
+  const weight_matrix before_w = random_weights(8, 64, 5);
+  const placement before = plan(before_w, t);
+  const weight_matrix now = drift(before_w, 0.5, 6);
+  const auto before_max = measure_imbalance(now, before, t).layer_max;
+  // deepseek knows nothing of the previous placement: most of its slots differ.
+  policy_options ds;
+  ds.kind = policy_kind::deepseek;
+  const placement scratch = *rebalance(now, t, ds);
+  for (int budget : {0, 1, 4, 96}) {
+    INFO("max_moves " << budget);
+    placement capped = scratch;
+    auto moves = cap_moves(capped, before, budget, now, t);
+    REQUIRE(moves.ok());
+    REQUIRE(validate_placement(capped, t).ok());
+    CHECK(*moves == moves_per_layer(capped, before));
+    const auto after_max = measure_imbalance(now, capped, t).layer_max;
+    for (int l = 0; l < t.num_layers; ++l) {
+      INFO("layer " << l);
+      CHECK(changed_slots(before, capped, l) <= budget);
+      CHECK(after_max[static_cast<std::size_t>(l)] <= before_max[static_cast<std::size_t>(l)]);
+    }
+    if (budget == 96) CHECK(capped.physical_to_logical == scratch.physical_to_logical);
+    if (budget == 0) CHECK(capped.physical_to_logical == before.physical_to_logical);
+  }
+  placement bad = scratch;
+  CHECK(cap_moves(bad, before, -1, now, t).code() == errc::invalid_argument);
+}
+
 TEST_CASE("migration without a budget: as good as deepseek, fewer moves than re-planning") {
   for (const topology& t : {topology{6, 64, 96, 32, 1, 1}, topology{6, 64, 80, 16, 1, 1},
                             topology{6, 64, 128, 16, 4, 8}}) {

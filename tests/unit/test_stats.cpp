@@ -42,9 +42,11 @@ const std::string rec_2260 =
     R"("p2l_map": [[0, 1, 2, 0], [0, 1, 2, 0]]})";
 
 // A minimal (1c) stats line.
-std::string rec(std::int64_t step, const std::string& load, const std::string& p2l) {
+std::string rec(std::int64_t step, const std::string& load, const std::string& p2l,
+                int num_ranks = 0) {
   std::string s = R"({"record_type": "eplb_load_stats", "version": 1, "step": )";
   s.append(std::to_string(step));
+  if (num_ranks > 0) s.append(R"(, "num_ranks": )").append(std::to_string(num_ranks));
   s.append(R"(, "expert_load": )");
   s.append(load);
   s.append(R"(, "p2l_map": )");
@@ -660,8 +662,13 @@ TEST_CASE("stats: integer tokens in expert_load", "[stats]") {
       {"-3", errc::invalid_value, 0},
       {"9223372036854775808", errc::wrong_type, 0},
       {"12345678901234567890", errc::wrong_type, 0},
-      {"1.0", errc::wrong_type, 0},
-      {"1e2", errc::wrong_type, 0},
+      // Integral floats are counts, as vLLM's own tool reads loads (float32); others are not.
+      {"1.0", errc::ok, 1},
+      {"6848.0", errc::ok, 6848},
+      {"1e2", errc::ok, 100},
+      {"1.5", errc::wrong_type, 0},
+      {"-1.0", errc::wrong_type, 0},
+      {"1e19", errc::wrong_type, 0},
       {"true", errc::wrong_type, 0},
       {"null", errc::wrong_type, 0},
       {"\"5\"", errc::wrong_type, 0},
@@ -730,9 +737,10 @@ TEST_CASE("stats: field order does not matter; unknown fields are checked and ig
 }
 
 TEST_CASE("stats: elastic EP, P may change while L and E stay", "[stats]") {
-  const std::string text = rec(1, "[[1, 2, 3, 4]]", "[[0, 1, 2, 0]]") + "\n" +
-                           rec(2, "[[5, 6, 7, 8, 9, 10]]", "[[0, 1, 2, 0, 1, 2]]") + "\n" +
-                           rec(3, "[[1, 1, 1]]", "[[2, 1, 0]]") + "\n";
+  // An elastic rescale records its new num_ranks with the new slot count.
+  const std::string text = rec(1, "[[1, 2, 3, 4]]", "[[0, 1, 2, 0]]", 2) + "\n" +
+                           rec(2, "[[5, 6, 7, 8, 9, 10]]", "[[0, 1, 2, 0, 1, 2]]", 3) + "\n" +
+                           rec(3, "[[1, 1, 1]]", "[[2, 1, 0]]", 1) + "\n";
   auto r = aggregate_text(text);
   REQUIRE(r.st.ok());
   CHECK(r.sums == mat({{1 + 4 + 5 + 8 + 1, 2 + 6 + 9 + 1, 3 + 7 + 10 + 1}}));
@@ -743,6 +751,19 @@ TEST_CASE("stats: elastic EP, P may change while L and E stay", "[stats]") {
   auto m = aggregate_text(meta1 + "\n" + text);
   REQUIRE(m.st.ok());
   CHECK(m.sums == r.sums);
+  // Without a new num_ranks the slot count changing is a second run appended to the file.
+  CHECK_ERROR(aggregate_text(rec(1, "[[1, 2, 3, 4]]", "[[0, 1, 2, 0]]") + "\n" +
+                             rec(2, "[[5, 6, 7, 8, 9]]", "[[0, 1, 2, 0, 1]]") + "\n")
+                  .st,
+              errc::shape_mismatch,
+              "t.jsonl:2: expert_load: the record has 5 slots per layer but the record before it "
+              "(t.jsonl:1) has 4, with the same 3 logical experts and no num_ranks (a second run "
+              "appended to the file? select one run with a step range; an elastic EP rescale "
+              "records its new num_ranks)");
+  CHECK_ERROR(aggregate_text(meta1 + "\n" + rec(1, "[[1, 2, 3, 4]]", "[[0, 1, 2, 0]]", 2) + "\n" +
+                             rec(2, "[[5, 6, 7, 8, 9, 1]]", "[[0, 1, 2, 0, 1, 2]]", 2) + "\n")
+                  .st,
+              errc::shape_mismatch, "with the same 3 logical experts and the same num_ranks 2");
 }
 
 TEST_CASE("stats: records across read-chunk boundaries give identical results", "[stats]") {
@@ -766,7 +787,7 @@ TEST_CASE("stats: records across read-chunk boundaries give identical results", 
   // Errors read the same whatever the chunking.
   const std::string truncated = slurp(data_dir + "truncated.jsonl");
   const std::string bad = meta_line + "\n" + rec_2250 + "\n\n" +
-                          rec(1, "[[1, 2, 3, 4], [5, 6, 7.0, 8]]", "[[0, 1, 2, 0], [0, 1, 2, 0]]") +
+                          rec(1, "[[1, 2, 3, 4], [5, 6, 7.5, 8]]", "[[0, 1, 2, 0], [0, 1, 2, 0]]") +
                           "\n" + rec_2260;
   const std::string garbage = meta_line + "\n" + rec_2250 + "\n{\"a\": [1, 2}\n" + rec_2260 + "\n";
   for (const std::string* input : {&truncated, &bad, &garbage}) {
@@ -810,7 +831,8 @@ TEST_CASE("stats: random streams match a direct computation for any chunk and ba
       }
       load += "]";
       p2l += "]";
-      const std::string line = rec(i, load, p2l);
+      // Each slot count with its own num_ranks, as an elastic rescale records it.
+      const std::string line = rec(i, load, p2l, slots);
       longest = std::max(longest, line.size());
       text += line;
       switch (rng() % 4) {
