@@ -284,6 +284,11 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
     }
   }
   planner_context c{topo, options, step, detail::worker_count(options.threads, topo.num_layers)};
+  // A worker's search holds about (E + P + 3 EP) doubles per sample; huge shapes get fewer
+  // samples so that it stays within 256 MiB.
+  const auto per_sample = 8 * (static_cast<std::size_t>(topo.num_experts) + topo.num_slots +
+                               3 * static_cast<std::size_t>(topo.num_ranks));
+  const std::size_t cap = std::max<std::size_t>(8, (std::size_t{256} << 20) / per_sample);
   std::vector<worker_state> state(static_cast<std::size_t>(c.workers));
   const std::uint64_t n = samples.records;
   const auto cut = static_cast<std::uint64_t>((1.0 - step.validation_fraction) *
@@ -329,7 +334,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
     guard = true;
     for (double h : half_lives) {
       const weighted_samples fit =
-          weigh(samples, 0, cut, h, static_cast<std::size_t>(step.fit_samples));
+          weigh(samples, 0, cut, h, std::min(static_cast<std::size_t>(step.fit_samples), cap));
       // Recency weights that leave too few effective samples, or too few validation steps to
       // tell the variants apart, would choose by noise.
       if (h > 0 && (effective_samples(fit.recency) < step.min_effective_samples ||
@@ -352,7 +357,8 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   }
   // The final plan, on all samples.
   const weighted_samples all =
-      weigh(samples, 0, n, chosen, static_cast<std::size_t>(std::max(step.final_samples, 1)));
+      weigh(samples, 0, n, chosen,
+            std::min(static_cast<std::size_t>(std::max(step.final_samples, 1)), cap));
   // With uniform weights the exact sums of every train record beat the sample's.
   const weight_matrix final_sums =
       chosen > 0 && !guard ? weighted_sum(all, topo.num_layers, topo.num_experts) : sums;
