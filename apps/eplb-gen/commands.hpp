@@ -7,10 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "eplb/error.hpp"
+
 namespace eplb::cli {
 
 /// Exit codes: 0 success, 1 bad input or failure, 2 usage error (CLI11's own).
 inline constexpr int kExitFailure = 1;
+/// Exit code of a usage error: a flag out of range or flags that clash.
+inline constexpr int kExitUsage = 2;
 /// Exit code of `eval --baseline` when a mapping is worse than the baseline by more than
 /// --max-regression.
 inline constexpr int kExitEvalGate = 3;
@@ -34,9 +38,18 @@ runner add_check(CLI::App& app);
 runner add_eval(CLI::App& app);
 /// Registers `report`: write the evaluation as one self-contained HTML page.
 runner add_report(CLI::App& app);
+/// Registers `sweep`: plan and judge every (EP, redundant slots) pair and recommend R.
+runner add_sweep(CLI::App& app);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitFailure.
 int fail(const std::string& message);
+
+/// Prints the error's message like fail() and returns its exit code: kExitUsage for
+/// errc::invalid_argument (a usage error), else kExitFailure.
+int fail(const error& e);
+
+/// Prints "eplb-gen: error: <message>" on stderr and returns kExitUsage.
+int usage_error(const std::string& message);
 /// Prints "eplb-gen: warning: <message>" on stderr for each message.
 void print_warnings(const std::vector<std::string>& messages);
 

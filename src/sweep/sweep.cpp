@@ -480,13 +480,14 @@ void recommend_redundant(sweep_result& r) {
     const sweep_point* chosen = pts[rec];
     ch.best = best->redundant;
     ch.recommended = chosen->redundant;
-    const std::string cost =
-        chosen->extra_bytes_per_gpu
-            ? fmt::format(" It costs {} of extra memory per GPU", memory(*chosen)) +
-                  (chosen != best ? fmt::format(" (R = {}: {})", best->redundant, memory(*best))
-                                  : std::string()) +
-                  "."
-            : std::string();
+    std::string cost;
+    if (chosen->extra_bytes_per_gpu) {
+      cost = *chosen->extra_bytes_per_gpu > 0
+                 ? fmt::format(" It takes {} of extra memory per GPU", memory(*chosen))
+                 : std::string(" It takes no extra memory");
+      if (chosen != best) cost += fmt::format(" (R = {}: {})", best->redundant, memory(*best));
+      cost += '.';
+    }
     const std::string smaller =
         rec > 0
             ? fmt::format(
