@@ -49,7 +49,7 @@ std::string joined(const std::vector<std::string>& items) {
 std::string half_life_text(double h) {
   if (h < 0) return "the guard kept vLLM's placement (duplicates moved apart)";
   if (h == 0) return "all steps weighted alike";
-  return fmt::format("recent steps weighted (half-life {:.0f}% of the window)", 100 * h);
+  return fmt::format("recent steps weighted, half-life {:.0f}% of the window", 100 * h);
 }
 
 void print_table(const sweep_result& r) {
