@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "commands.hpp"
@@ -27,11 +28,14 @@ struct sweep_flags {
   std::vector<std::string> redundant;
   double split = 0.8;
   double tolerance = 0.005;
-  int groups = -1, nodes = -1;
+  int groups = 1, nodes = 1;
   std::string model_config;
   double weight_bytes = 0;
   double expert_bytes = 0;
-  double expert_fraction = -1;
+  double expert_fraction = 0;
+  // Options whose value counts only when given (every value, negative ones included, is checked).
+  CLI::Option *groups_given = nullptr, *nodes_given = nullptr, *weight_bytes_given = nullptr,
+              *expert_bytes_given = nullptr, *expert_fraction_given = nullptr;
   std::string json;
   int threads = 0;
   std::uint64_t max_line_bytes = limits::default_max_line_bytes;
@@ -39,10 +43,14 @@ struct sweep_flags {
   bool quiet = false;
 };
 
-// Joins repeated list flags ("--ep 8,16 --ep 32") into one comma-separated list.
-std::string joined(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : ",") + s;
+// The values of a repeatable list flag ("--ep 8,16 --ep 32"); the first bad list is the error.
+result<std::vector<int>> int_lists(const std::vector<std::string>& lists, const char* flag) {
+  std::vector<int> out;
+  for (const std::string& list : lists) {
+    auto values = parse_int_list(list, flag);
+    if (!values) return values.err();
+    out.insert(out.end(), values->begin(), values->end());
+  }
   return out;
 }
 
@@ -139,17 +147,20 @@ runner add_sweep(CLI::App& app) {
                  "Recommend the smallest R whose held-out mean is within this (relative) of the "
                  "best")
       ->capture_default_str();
-  app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
-  app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
+  f->groups_given =
+      app.add_option("--groups", f->groups, "Expert groups (default: meta record, else 1)");
+  f->nodes_given = app.add_option("--nodes", f->nodes, "Nodes (default: meta record, else 1)");
   app.add_option("--model-config", f->model_config,
                  "Hugging Face config.json of the model: the memory of one expert");
-  app.add_option("--weight-bytes", f->weight_bytes,
-                 "With --model-config: bytes per weight (quantized models, e.g. 0.5 for 4-bit)");
-  app.add_option("--expert-bytes", f->expert_bytes,
-                 "Bytes of one expert's weights (instead of --model-config)");
-  app.add_option("--expert-fraction", f->expert_fraction,
-                 "Share of step time in expert compute under the identity layout: predicted time "
-                 "saved");
+  f->weight_bytes_given = app.add_option(
+      "--weight-bytes", f->weight_bytes,
+      "With --model-config: bytes per weight (quantized models, e.g. 0.5 for 4-bit)");
+  f->expert_bytes_given =
+      app.add_option("--expert-bytes", f->expert_bytes,
+                     "Bytes of one expert's weights (instead of --model-config)");
+  f->expert_fraction_given = app.add_option(
+      "--expert-fraction", f->expert_fraction,
+      "Share of step time in expert compute under the identity layout: predicted time saved");
   app.add_option("--json", f->json, "Also write the sweep as JSON ('-': stdout, no table)");
   app.add_option("--threads", f->threads, "Worker threads (0 = all cores); output is identical");
   app.add_option("--max-line-bytes", f->max_line_bytes, "Longest stats line accepted")
@@ -169,45 +180,48 @@ runner add_sweep(CLI::App& app) {
       req.steps = *r;
     }
     if (!f->eps.empty()) {
-      auto eps = parse_int_list(joined(f->eps), "--ep");
+      auto eps = int_lists(f->eps, "--ep");
       if (!eps) return usage_error(eps.message());
       req.eps = *eps;
     }
-    auto redundant = parse_int_list(
-        f->redundant.empty() ? "0,8,16,32,64,128" : joined(f->redundant), "--redundant");
+    auto redundant = int_lists(
+        f->redundant.empty() ? std::vector<std::string>{"0,8,16,32,64,128"} : f->redundant,
+        "--redundant");
     if (!redundant) return usage_error(redundant.message());
     req.redundant = *redundant;
     req.split = f->split;
     req.tolerance = f->tolerance;
-    if (f->groups >= 0) req.groups = f->groups;
-    if (f->nodes >= 0) req.nodes = f->nodes;
-    if (f->expert_fraction != -1) {
+    if (f->groups_given->count() > 0) req.groups = f->groups;
+    if (f->nodes_given->count() > 0) req.nodes = f->nodes;
+    if (f->expert_fraction_given->count() > 0) {
       if (!(f->expert_fraction >= 0 && f->expert_fraction <= 1)) {
         return usage_error(
             fmt::format("--expert-fraction: must lie in [0, 1], got {}", f->expert_fraction));
       }
       req.expert_fraction = f->expert_fraction;
     }
-    if (!f->model_config.empty() && f->expert_bytes != 0) {
+    const bool weight_bytes = f->weight_bytes_given->count() > 0;
+    const bool expert_bytes = f->expert_bytes_given->count() > 0;
+    if (!f->model_config.empty() && expert_bytes) {
       return usage_error("--model-config and --expert-bytes: give one of them");
     }
-    if (f->weight_bytes != 0 && (f->model_config.empty() || !(f->weight_bytes > 0))) {
-      return usage_error(
-          f->model_config.empty()
-              ? "--weight-bytes: needs --model-config"
-              : fmt::format("--weight-bytes: must be positive, got {}", f->weight_bytes));
+    if (weight_bytes && f->model_config.empty()) {
+      return usage_error("--weight-bytes: needs --model-config");
+    }
+    for (const auto& [given, value, name] :
+         {std::tuple{weight_bytes, f->weight_bytes, "--weight-bytes"},
+          std::tuple{expert_bytes, f->expert_bytes, "--expert-bytes"}}) {
+      if (given && !(value > 0 && value < 1e18)) {
+        return usage_error(
+            fmt::format("{}: must be a positive number of bytes, got {}", name, value));
+      }
     }
     if (!f->model_config.empty()) {
-      auto m = read_model_config(f->model_config, f->weight_bytes > 0
-                                                      ? std::optional<double>(f->weight_bytes)
-                                                      : std::nullopt);
+      auto m = read_model_config(
+          f->model_config, weight_bytes ? std::optional<double>(f->weight_bytes) : std::nullopt);
       if (!m) return fail(m.message());
       req.memory = *m;
-    } else if (f->expert_bytes != 0) {
-      if (!(f->expert_bytes > 0)) {
-        return usage_error(
-            fmt::format("--expert-bytes: must be positive, got {}", f->expert_bytes));
-      }
+    } else if (expert_bytes) {
       expert_memory m;
       m.source = "--expert-bytes";
       m.expert_bytes = f->expert_bytes;

@@ -345,6 +345,17 @@ result<sweep_result> run_sweep(const sweep_request& req) {
   if (req.redundant.empty()) {
     return make_error(errc::invalid_argument, position{}, "--redundant", "no value given");
   }
+  // Within the slot limit, the arithmetic on E + R and the EP sizes cannot overflow.
+  for (const auto& [flag, values] :
+       {std::pair{"--redundant", &req.redundant}, std::pair{"--ep", &req.eps}}) {
+    for (int v : *values) {
+      if (v < 0 || v > limits::max_slots) {
+        return make_error(
+            errc::invalid_argument, position{}, flag,
+            fmt::format("{} is outside [0, {}] (docs/limits.md)", v, limits::max_slots));
+      }
+    }
+  }
   auto files = expand_stats_paths(req.stats);
   if (!files) return files.err();
   if (files->empty()) {
@@ -385,6 +396,9 @@ result<sweep_result> run_sweep(const sweep_request& req) {
   out.expert_fraction = req.expert_fraction;
   out.warnings = read.warnings;
   sweep_request checked = req;
+  std::sort(checked.redundant.begin(), checked.redundant.end());
+  checked.redundant.erase(std::unique(checked.redundant.begin(), checked.redundant.end()),
+                          checked.redundant.end());
   if (checked.memory) {
     expert_memory& m = *checked.memory;
     if (m.moe_layers == 0) m.moe_layers = out.num_layers;
