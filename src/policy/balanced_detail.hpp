@@ -138,9 +138,11 @@ class local_search {
 /// Writes to `out` a duplicate-free assignment made from `start` (which may hold an expert twice
 /// on a rank): second replicas are swapped to other ranks where that keeps the max lowest, and
 /// those that cannot move become a replica of the absent expert whose next replica is largest.
-/// Returns false when k > E (no duplicate-free assignment exists). `search` is scratch.
+/// With ranks_per_node > 0 every expert stays on the node (block of ranks) of its first replica.
+/// Returns false when no duplicate-free assignment is found (k > E, or too few experts on a
+/// node). `search` is scratch.
 bool make_duplicate_free(const layer_view& v, const std::int32_t* start, local_search& search,
-                         std::vector<std::int32_t>& out);
+                         std::vector<std::int32_t>& out, int ranks_per_node = 0);
 
 /// Tuning of layer_planner; the defaults are what the policy uses.
 struct planner_config {

@@ -1047,9 +1047,16 @@ void layer_planner::sort_experts(const layer_view& v) {
 }
 
 bool make_duplicate_free(const layer_view& v, const std::int32_t* start, local_search& search,
-                         std::vector<std::int32_t>& out) {
+                         std::vector<std::int32_t>& out, int ranks_per_node) {
   const int P = v.slots(), k = v.per_rank, E = v.experts;
-  search.reset(v, start);
+  // Node-grouped: every expert stays on the node of its first replica.
+  std::vector<int> expert_node;
+  const bool grouped = ranks_per_node > 0 && ranks_per_node < v.ranks;
+  if (grouped) {
+    expert_node.assign(idx(E), -1);
+    for (int p = P - 1; p >= 0; --p) expert_node[idx(start[p])] = p / k / ranks_per_node;
+  }
+  search.reset(v, start, nullptr, grouped ? expert_node.data() : nullptr, ranks_per_node);
   out.assign(search.slots().begin(), search.slots().end());
   if (search.remove_duplicates(-1) == 0) {
     out.assign(search.slots().begin(), search.slots().end());
@@ -1073,9 +1080,10 @@ bool make_duplicate_free(const layer_view& v, const std::int32_t* start, local_s
       int b = -1;
       for (int f = 0; f < E; ++f) {
         if (on_rank[idx(f)] != 0 || cnt[idx(f)] >= v.ranks) continue;
+        if (grouped && expert_node[idx(f)] != r / ranks_per_node) continue;
         if (b < 0 || v.w[f] / (cnt[idx(f)] + 1) > v.w[b] / (cnt[idx(b)] + 1)) b = f;
       }
-      if (b < 0) return false;  // k > E: no duplicate-free layout exists
+      if (b < 0) return false;  // no expert left to take the slot (k > E, or the node's experts)
       --cnt[idx(e)];
       ++cnt[idx(b)];
       out[p] = b;

@@ -104,16 +104,11 @@ struct planner_context {
   int workers;
 };
 
-// deepseek's placement for `weights` in the requested node-grouping mode (the global policy when
-// that mode is impossible), with its info.
+// deepseek's placement for `weights` in the requested node-grouping mode (`automatic` follows
+// vLLM; `on` where vLLM's hierarchical policy cannot run is deepseek's error), with its info.
 result<placement> deepseek_start(const weight_matrix& weights, const planner_context& c,
                                  plan_info* info) {
-  auto ds = rebalance_deepseek(weights, c.topo, c.options.hierarchical, info);
-  if (!ds && ds.code() == errc::invalid_topology &&
-      c.options.hierarchical != hierarchical_mode::off) {
-    ds = rebalance_deepseek(weights, c.topo, hierarchical_mode::off, info);
-  }
-  return ds;
+  return rebalance_deepseek(weights, c.topo, c.options.hierarchical, info);
 }
 
 // Per-layer scratch of a worker.
@@ -152,6 +147,17 @@ void fill_layer(const weighted_samples& s, int l, int E, double spike_cap, worke
   }
 }
 
+// Each sample's weight: its recency over its mean rank load summed over layers, so summing the
+// layers' objectives gives the recency-weighted mean of the per-step imbalance.
+std::vector<double> sample_weights(const weighted_samples& s, int ranks) {
+  std::vector<double> weight(s.loads.size(), 0.0);
+  for (std::size_t i = 0; i < s.loads.size(); ++i) {
+    const double mean = static_cast<double>(s.loads[i]->sum()) / ranks;
+    weight[i] = mean > 0 ? s.recency[i] / mean : 0.0;
+  }
+  return weight;
+}
+
 // Plans one variant on `s`: deepseek's placement of `sums`, duplicates moved away, then the slot
 // search on the samples. `hierarchical` gets whether the start was node-grouped.
 result<placement> plan_variant(const weighted_samples& s, const weight_matrix& sums,
@@ -166,23 +172,18 @@ result<placement> plan_variant(const weighted_samples& s, const weight_matrix& s
   placement out = std::move(*start);
   if (k > E) return out;  // every rank holds more slots than there are experts: keep deepseek's
   const std::size_t S = s.loads.size();
-  // Each sample's weight: its recency over its mean rank load summed over layers, so summing the
-  // layers' objectives gives the recency-weighted mean of the per-step imbalance.
-  std::vector<double> weight(S, 0.0);
-  for (std::size_t i = 0; i < S; ++i) {
-    const double mean = static_cast<double>(s.loads[i]->sum()) / R;
-    weight[i] = mean > 0 ? s.recency[i] / mean : 0.0;
-  }
+  const std::vector<double> weight = sample_weights(s, R);
   const bool pinned = di.hierarchical && t.num_nodes > 1;
   const int block = pinned ? R / t.num_nodes : R;
   const bool ok = detail::for_each_layer(L, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
-    ws.x.resize(static_cast<std::size_t>(E) * S);
     ws.layer_sum.assign(static_cast<std::size_t>(E), 0.0);
     fill_layer(s, l, E, c.step.spike_cap, ws);
     for (int e = 0; e < E; ++e) ws.layer_sum[static_cast<std::size_t>(e)] = sums(l, e);
     const detail::layer_view lv{ws.layer_sum.data(), E, R, k};
-    if (!detail::make_duplicate_free(lv, out.row(l), ws.local, ws.row)) return;
+    if (!detail::make_duplicate_free(lv, out.row(l), ws.local, ws.row, pinned ? block : 0)) {
+      return;  // keeps deepseek's layer
+    }
     const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
     ws.search.reset(sl, ws.row.data(), block, pinned);
     ws.search.improve(c.step.max_passes, false, 0);
@@ -196,18 +197,22 @@ result<placement> plan_variant(const weighted_samples& s, const weight_matrix& s
 // (where that keeps the layer's max lowest): what the guard keeps when the search over-fits.
 result<placement> safe_deepseek(const weight_matrix& sums, const planner_context& c,
                                 std::vector<worker_state>& state, plan_info* ds_info) {
-  auto ds = deepseek_start(sums, c, ds_info);
+  plan_info di;
+  auto ds = deepseek_start(sums, c, &di);
   if (!ds) return ds.err();
+  if (ds_info != nullptr) *ds_info = di;
   placement p = std::move(*ds);
   const topology& t = c.topo;
   if (t.slots_per_rank() > t.num_experts) return p;
+  // A node-grouped placement keeps every expert on its node.
+  const int block = di.hierarchical && t.num_nodes > 1 ? t.num_ranks / t.num_nodes : 0;
   const bool ok = detail::for_each_layer(t.num_layers, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
     ws.layer_sum.assign(sums.row(l).data(), sums.row(l).data() + t.num_experts);
     const detail::layer_view lv{ws.layer_sum.data(), t.num_experts, t.num_ranks,
                                 t.slots_per_rank()};
     if (detail::count_duplicates(lv, p.row(l)) == 0) return;
-    if (detail::make_duplicate_free(lv, p.row(l), ws.local, ws.row)) {
+    if (detail::make_duplicate_free(lv, p.row(l), ws.local, ws.row, block)) {
       std::copy(ws.row.begin(), ws.row.end(), p.row(l));
     }
   });
@@ -225,11 +230,7 @@ status migrate(placement& plan, const placement& previous, const weighted_sample
   const int L = t.num_layers, E = t.num_experts, R = t.num_ranks, k = t.slots_per_rank();
   const int P = t.num_slots;
   const std::size_t S = s.loads.size();
-  std::vector<double> weight(S, 0.0);
-  for (std::size_t i = 0; i < S; ++i) {
-    const double mean = static_cast<double>(s.loads[i]->sum()) / R;
-    weight[i] = mean > 0 ? s.recency[i] / mean : 0.0;
-  }
+  const std::vector<double> weight = sample_weights(s, R);
   const int block = pinned ? R / t.num_nodes : R;
   moves.assign(static_cast<std::size_t>(L), 0);
   const int cap = c.options.max_moves;
@@ -240,25 +241,16 @@ status migrate(placement& plan, const placement& previous, const weighted_sample
     const detail::layer_view lv{ws.layer_sum.data(), E, R, k};
     ws.aligned.resize(static_cast<std::size_t>(P));
     int m = detail::align_to_previous(lv, plan.row(l), previous.row(l), block, ws.aligned.data());
-    if (cap >= 0 && m > cap && k <= E) {
-      // Search from the deployed layer, never past the cap. The deployed layer may hold an
-      // expert twice on a rank; the search needs it duplicate-free, so such a layer stays as it
-      // is (0 moves) rather than spend its budget on repairs.
-      if (detail::count_duplicates(lv, previous.row(l)) == 0) {
-        ws.x.resize(static_cast<std::size_t>(E) * S);
-        for (std::size_t i = 0; i < S; ++i) {
-          const sample_matrix& mat = *s.loads[i];
-          for (int e = 0; e < E; ++e) ws.x[static_cast<std::size_t>(e) * S + i] = mat(l, e);
-        }
-        const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
-        ws.search.reset(sl, previous.row(l), R, false, previous.row(l));
-        ws.search.improve(c.step.max_passes, true, 16, cap);
-        std::copy(ws.search.slots().begin(), ws.search.slots().end(), ws.aligned.begin());
-        m = ws.search.changed();
-      } else {
-        std::copy(previous.row(l), previous.row(l) + P, ws.aligned.begin());
-        m = 0;
-      }
+    if (cap >= 0 && m > cap) {
+      // Search from the deployed layer and never past the cap: swaps, and re-splits, since the
+      // deployed counts may be far from any good plan's. A deployed layer that holds an expert
+      // twice on a rank keeps the duplicates the cap leaves no room to move.
+      fill_layer(s, l, E, c.step.spike_cap, ws);
+      const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
+      ws.search.reset(sl, previous.row(l), R, false, previous.row(l));
+      ws.search.improve(c.step.max_passes, true, 16, cap);
+      std::copy(ws.search.slots().begin(), ws.search.slots().end(), ws.aligned.begin());
+      m = ws.search.changed();
     }
     std::copy(ws.aligned.begin(), ws.aligned.end(), plan.row(l));
     moves[static_cast<std::size_t>(l)] = m;
@@ -310,6 +302,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   if (options.kind == policy_kind::deepseek || half_lives.empty()) half_lives = {0.0};
   double chosen = half_lives.front();
   bool guard = false;
+  int weightings_tried = 0;
   heldout_estimate& est = out.heldout;
   if (static_cast<int>(fit_count) < step.min_samples ||
       static_cast<int>(validation.size()) < step.min_samples) {
@@ -346,6 +339,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
       auto p = plan_variant(fit, weighted_sum(fit, topo.num_layers, topo.num_experts), c, state,
                             nullptr);
       if (!p) return p.err();
+      ++weightings_tried;
       const step_figures f = judge(validation, *p, topo);
       if (f.mean < best.mean) {
         best = f;
@@ -376,11 +370,15 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
     out.step_note = "deepseek's replica counts, slots searched on " +
                     std::to_string(all.loads.size()) + " sampled steps, " +
                     half_life_text(chosen) +
-                    (half_lives.size() > 1 ? " (chosen on the validation steps)" : "");
+                    (weightings_tried > 1   ? " (the best of " + std::to_string(weightings_tried) +
+                                                " weightings on the validation steps)"
+                     : half_lives.size() > 1 ? " (too few steps to try recency weights)"
+                                             : "");
   }
   out.step_half_life = guard ? -1.0 : chosen;
   out.hierarchical = ds_info.hierarchical;
-  out.note = ds_info.note;
+  // Where the start came from: deepseek's branch (node-grouped or global) and why.
+  out.note = topo.num_nodes == 1 ? "1 node: global plan" : "deepseek's branch: " + ds_info.note;
   if (topo.slots_per_rank() > topo.num_experts) {
     out.note += "; slots per rank exceed the experts: duplicate replicas cannot be avoided";
   }

@@ -31,7 +31,7 @@ void step_search::reset(const step_layer& v, const std::int32_t* slots, int rank
   has_.assign(static_cast<std::size_t>(R_) * E_, 0);
   for (int a = 0; a < P_; ++a) {
     ++cnt_[static_cast<std::size_t>(slot_[a])];
-    has_[static_cast<std::size_t>(a / k_) * E_ + slot_[a]] = 1;
+    ++has_[static_cast<std::size_t>(a / k_) * E_ + slot_[a]];
   }
   piece_.assign(static_cast<std::size_t>(P_) * S_, 0.0);
   load_.assign(static_cast<std::size_t>(R_) * S_, 0.0);
@@ -278,10 +278,10 @@ void step_search::apply_swap(int a, int b) {
   update_top_pair(ra, rb);
   update_maxp(ra);
   update_maxp(rb);
-  has_[static_cast<std::size_t>(ra) * E_ + ea] = 0;
-  has_[static_cast<std::size_t>(rb) * E_ + eb] = 0;
-  has_[static_cast<std::size_t>(ra) * E_ + eb] = 1;
-  has_[static_cast<std::size_t>(rb) * E_ + ea] = 1;
+  --has_[static_cast<std::size_t>(ra) * E_ + ea];
+  --has_[static_cast<std::size_t>(rb) * E_ + eb];
+  ++has_[static_cast<std::size_t>(ra) * E_ + eb];
+  ++has_[static_cast<std::size_t>(rb) * E_ + ea];
   changed_ += differs(a, eb) + differs(b, ea) - differs(a, ea) - differs(b, eb);
   std::swap(slot_[a], slot_[b]);
 }
@@ -408,8 +408,8 @@ void step_search::apply_resplit(int a, int e2) {
     double* l = load(b / k_);
     for (std::size_t s = 0; s < S_; ++s) l[s] -= p[s];
   });
-  has_[static_cast<std::size_t>(ra) * E_ + e1] = 0;
-  has_[static_cast<std::size_t>(ra) * E_ + e2] = 1;
+  --has_[static_cast<std::size_t>(ra) * E_ + e1];
+  ++has_[static_cast<std::size_t>(ra) * E_ + e2];
   --cnt_[static_cast<std::size_t>(e1)];
   ++cnt_[static_cast<std::size_t>(e2)];
   slot_[a] = e2;

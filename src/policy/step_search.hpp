@@ -27,7 +27,8 @@ struct step_layer {
 /// The search state of one layer (reusable across layers to keep its buffers).
 class step_search {
  public:
-  /// Loads a duplicate-free assignment of v.slots() slots. Moves stay inside blocks of
+  /// Loads an assignment of v.slots() slots (a rank may hold an expert twice; no move adds such a
+  /// duplicate, and swaps may take one apart). Moves stay inside blocks of
   /// `rank_block` consecutive ranks; `pinned` true also keeps every expert's replicas inside the
   /// block they start in (node-grouped placements). `previous` (may be null) is what changed()
   /// counts against.
@@ -76,7 +77,7 @@ class step_search {
   std::vector<std::int32_t> slot_, prev_;
   int changed_ = 0;
   std::vector<int> cnt_;
-  std::vector<std::uint8_t> has_;
+  std::vector<std::uint16_t> has_;  // [rank][expert] replicas of the expert on the rank
   std::vector<double> piece_, load_, other_;
   std::vector<double> maxp_;  // [R][S] largest piece of every rank in every sample
   std::vector<double> top_v_;  // [S][top_n]

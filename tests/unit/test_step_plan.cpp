@@ -362,20 +362,66 @@ TEST_CASE("plan_for_steps with a previous placement: 0 moves on the same input, 
   CHECK(same->physical_to_logical == first->physical_to_logical);
   REQUIRE(info.moves_per_layer.size() == 4);
   for (int m : info.moves_per_layer) CHECK(m == 0);
-  // From the identity layout with a cap of 3 changed slots per layer.
+  // From the identity layout and from deepseek's (which may hold an expert twice on a rank),
+  // with caps of 0 and 3 changed slots per layer: never more, and the count reported is real.
   const placement id = identity_placement(t);
-  for (int cap : {0, 3}) {
-    policy_options capped;
-    capped.previous = &id;
-    capped.max_moves = cap;
-    auto p = plan_for_steps(sums, s, t, capped, step_plan_options{}, &info);
-    REQUIRE(p.ok());
-    REQUIRE(validate_placement(*p, t).ok());
-    for (int l = 0; l < t.num_layers; ++l) {
-      int changed = 0;
-      for (int q = 0; q < t.num_slots; ++q) changed += p->at(l, q) != id.at(l, q) ? 1 : 0;
-      CHECK(changed <= cap);
-      CHECK(changed == info.moves_per_layer[static_cast<std::size_t>(l)]);
+  const placement ds = *rebalance_deepseek(sums, t);
+  for (const placement* prev : {&id, &ds}) {
+    for (int cap : {0, 3}) {
+      policy_options capped;
+      capped.previous = prev;
+      capped.max_moves = cap;
+      auto p = plan_for_steps(sums, s, t, capped, step_plan_options{}, &info);
+      REQUIRE(p.ok());
+      REQUIRE(validate_placement(*p, t).ok());
+      int total = 0;
+      for (int l = 0; l < t.num_layers; ++l) {
+        int changed = 0;
+        for (int q = 0; q < t.num_slots; ++q) changed += p->at(l, q) != prev->at(l, q) ? 1 : 0;
+        CHECK(changed <= cap);
+        CHECK(changed == info.moves_per_layer[static_cast<std::size_t>(l)]);
+        total += changed;
+      }
+      // With room to move, the search from the deployed layout does move.
+      if (cap > 0 && prev == &id) CHECK(total > 0);
+      // And it never makes the deployed layout worse on the samples.
+      CHECK(mean_step_imbalance(s.loads, *p, t) <= mean_step_imbalance(s.loads, *prev, t) + 1e-12);
     }
   }
+}
+
+TEST_CASE("plan_for_steps: node grouping follows vLLM's rule, and forced grouping must be possible") {
+  // 16 experts in 4 groups on 2 nodes of 2 ranks: vLLM's hierarchical policy; every expert's
+  // replicas stay on one node through the search.
+  const topology t{2, 16, 24, 4, 2, 4};
+  weight_matrix sums;
+  synth_options o;
+  o.num_steps = 200;
+  o.recording = topology{2, 16, 16, 4, 1, 1};
+  const step_samples s = synthesized(zipf(2, 16), o, &sums);
+  plan_info info;
+  auto p = plan_for_steps(sums, s, t, policy_options{}, step_plan_options{}, &info);
+  REQUIRE(p.ok());
+  CHECK(info.hierarchical);
+  const int per_node = t.num_slots / t.num_nodes;
+  for (int l = 0; l < t.num_layers; ++l) {
+    for (int e = 0; e < t.num_experts; ++e) {
+      int node = -1;
+      bool one_node = true;
+      for (int q = 0; q < t.num_slots; ++q) {
+        if (p->at(l, q) != e) continue;
+        if (node < 0) node = q / per_node;
+        one_node = one_node && node == q / per_node;
+      }
+      CHECK(one_node);
+    }
+  }
+  // One group cannot be split over two nodes: `on` is deepseek's error, `automatic` the global plan.
+  const topology g{2, 16, 24, 4, 2, 1};
+  policy_options on;
+  on.hierarchical = hierarchical_mode::on;
+  CHECK(plan_for_steps(sums, s, g, on, step_plan_options{}, nullptr).code() ==
+        errc::invalid_topology);
+  REQUIRE(plan_for_steps(sums, s, g, policy_options{}, step_plan_options{}, &info).ok());
+  CHECK_FALSE(info.hierarchical);
 }
