@@ -236,7 +236,9 @@ runner add_sweep(CLI::App& app) {
     req.threads = f->threads;
     progress_bar bar(progress_bar::wanted(f->quiet));
     req.read_progress = bar.callback();
-    req.plan_progress = [&bar](int done, int total) { bar.count("planned", done, total); };
+    req.plan_progress = [&bar](int done, int total) {
+      bar.count("planning: (EP, R) plans done:", done, total);
+    };
     auto result = run_sweep(req);
     bar.clear();
     if (!result) return fail(result.err());

@@ -33,7 +33,8 @@ struct sweep_request {
   std::size_t max_line_bytes = limits::default_max_line_bytes;
   bool allow_partial_tail = false;
   std::function<void(const stats_read_progress&)> read_progress;  // may be empty
-  // Called after each plan with (plans done, plans in all), from any thread, one call at a time.
+  // Called with (0, plans in all) before the first plan and after each plan with (plans done,
+  // plans in all), from any thread, one call at a time.
   std::function<void(int, int)> plan_progress;
 };
 

@@ -11,9 +11,9 @@
 // nearest to the requested fraction, and the train sums are that checkpoint's prefix sum, exact.
 // The split is exact for up to 256 records and within half a checkpoint gap beyond: under 0.4% of
 // the records for models of up to 32,768 layer x expert cells (DeepSeek-V3 has 14,848; larger
-// ones keep fewer checkpoints, at least 4); the sweep reports the split it used. One evenly spaced sample of records (at
-// most 1024) serves both parts: the plans use the train records a default plan's sampler (512)
-// would keep over the whole input, the judging every sampled held-out record.
+// ones keep fewer checkpoints, at least 4); the sweep reports the split it used. One evenly spaced
+// sample of records (at most 1024) serves both parts: the plans use the train records a default
+// plan's sampler (512) would keep over the whole input, the judging every sampled held-out record.
 
 #include "eplb/sweep.hpp"
 
@@ -446,6 +446,7 @@ result<sweep_result> run_sweep(const sweep_request& req) {
     i = j;
   }
   c.total = static_cast<int>(refs.size() + rest.size());
+  if (req.plan_progress) req.plan_progress(0, c.total);
   const int threads = req.threads > 0
                           ? req.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
