@@ -288,15 +288,18 @@ status run_task(sweep_context& c, const plan_task& task, int threads) {
   return status::success();
 }
 
-// Runs the tasks, `workers` at a time; the first error in task order.
+// Runs the tasks, `workers` at a time (each plan on its share of the threads); the first error in
+// task order. The last tasks to start get every thread: when they start nothing is queued, so the
+// cores of the workers that finish would otherwise idle while they run.
 status run_tasks(sweep_context& c, const std::vector<plan_task>& tasks, int threads) {
   if (tasks.empty()) return status::success();
-  const int workers = detail::worker_count(threads, static_cast<int>(tasks.size()));
+  const int n = static_cast<int>(tasks.size());
+  const int workers = detail::worker_count(threads, n);
   const int per_plan = std::max(1, threads / workers);
   std::vector<status> results(tasks.size());
-  const bool ok = detail::for_each_layer(static_cast<int>(tasks.size()), workers, [&](int i, int) {
+  const bool ok = detail::for_each_layer(n, workers, [&](int i, int) {
     results[static_cast<std::size_t>(i)] =
-        run_task(c, tasks[static_cast<std::size_t>(i)], per_plan);
+        run_task(c, tasks[static_cast<std::size_t>(i)], n - i < workers ? threads : per_plan);
   });
   for (const status& s : results) {
     if (!s.ok()) return s;
