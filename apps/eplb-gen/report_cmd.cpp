@@ -27,9 +27,7 @@ runner add_report(CLI::App& app) {
   return [f, output, title, sweep_file]() -> int {
     std::optional<sweep_result> sweep;
     if (!sweep_file->empty()) {
-      auto text = read_file(*sweep_file);
-      if (!text) return fail(text.message());
-      auto parsed = parse_sweep_json(*text, *sweep_file);
+      auto parsed = read_sweep_json(*sweep_file);
       if (!parsed) return fail(parsed.message());
       sweep = std::move(*parsed);
     }

@@ -117,4 +117,8 @@ std::string sweep_json(const sweep_result& result);
 /// missing_field or wrong_type naming the field otherwise.
 result<sweep_result> parse_sweep_json(const std::string& json, const std::string& name);
 
+/// Reads and parses a sweep JSON file (at most limits::max_import_file_bytes); io_error or
+/// limit_exceeded naming the file, else parse_sweep_json's errors.
+result<sweep_result> read_sweep_json(const std::string& path);
+
 }  // namespace eplb

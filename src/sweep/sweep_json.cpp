@@ -8,6 +8,7 @@
 
 #include "eplb/sweep.hpp"
 #include "mapping/export_common.hpp"
+#include "stats/import_common.hpp"
 #include "stats/text.hpp"
 
 namespace eplb {
@@ -433,6 +434,12 @@ result<sweep_result> parse_sweep_json(const std::string& json, const std::string
     r.warnings.emplace_back(w);
   }
   return r;
+}
+
+result<sweep_result> read_sweep_json(const std::string& path) {
+  auto text = detail::read_whole_file(path);
+  if (!text) return text.err();
+  return parse_sweep_json(*text, path);
 }
 
 }  // namespace eplb
