@@ -233,6 +233,10 @@ runner add_sweep(CLI::App& app) {
     }
     req.max_line_bytes = static_cast<std::size_t>(f->max_line_bytes);
     req.allow_partial_tail = f->allow_partial_tail;
+    if (f->threads < 0) {
+      return usage_error(
+          fmt::format("--threads: must be 0 (all cores) or more, got {}", f->threads));
+    }
     req.threads = f->threads;
     progress_bar bar(progress_bar::wanted(f->quiet));
     req.read_progress = bar.callback();
