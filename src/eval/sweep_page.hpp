@@ -18,7 +18,8 @@ inline constexpr const char* kSweepBody = R"HTML(<body>
 )HTML";
 
 /// Opens the sweep's data; the JSON follows, then kSweepScript.
-inline constexpr const char* kSweepData = R"HTML(<script type="application/json" id="eplb-sweep">)HTML";
+inline constexpr const char* kSweepData =
+    R"HTML(<script type="application/json" id="eplb-sweep">)HTML";
 
 /// Closes the data and draws the section.
 inline constexpr const char* kSweepScript = R"HTML(</script>
