@@ -40,11 +40,11 @@ runner add_check(CLI::App& app);
 runner add_eval(CLI::App& app);
 /// Registers `report`: write the evaluation as one self-contained HTML page.
 runner add_report(CLI::App& app);
+/// Registers `sweep`: plan and judge every (EP, redundant slots) pair and recommend R.
+runner add_sweep(CLI::App& app);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitFailure.
 int fail(const std::string& message);
-/// Prints "eplb-gen: warning: <message>" on stderr for each message.
-void print_warnings(const std::vector<std::string>& messages);
 
 /// Prints the error's message like fail() and returns its exit code: kExitUsage for
 /// errc::invalid_argument (a usage error), else kExitFailure.
@@ -52,6 +52,8 @@ int fail(const error& e);
 
 /// Prints "eplb-gen: error: <message>" on stderr and returns kExitUsage.
 int usage_error(const std::string& message);
+/// Prints "eplb-gen: warning: <message>" on stderr for each message.
+void print_warnings(const std::vector<std::string>& messages);
 
 /// Returns the value of an option the user gave, nullopt for one left out (whatever its value).
 template <class T>

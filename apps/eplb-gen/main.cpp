@@ -17,19 +17,19 @@ int fail(const std::string& message) {
   fmt::print(stderr, "eplb-gen: error: {}\n", printable(message));
   return kExitFailure;
 }
-void print_warnings(const std::vector<std::string>& messages) {
-  for (const std::string& m : messages) fmt::print(stderr, "eplb-gen: warning: {}\n", printable(m));
-}
 
 int fail(const error& e) {
   fail(e.message);
   return e.code == errc::invalid_argument ? kExitUsage : kExitFailure;
 }
-
 int usage_error(const std::string& message) {
   fail(message);
   return kExitUsage;
 }
+void print_warnings(const std::vector<std::string>& messages) {
+  for (const std::string& m : messages) fmt::print(stderr, "eplb-gen: warning: {}\n", printable(m));
+}
+
 }  // namespace eplb::cli
 
 int main(int argc, char** argv) {
@@ -68,6 +68,11 @@ int main(int argc, char** argv) {
     CLI::App* sub =
         app.add_subcommand("report", "Write the evaluation as a self-contained HTML page");
     commands.emplace_back(sub, eplb::cli::add_report(*sub));
+  }
+  {
+    CLI::App* sub = app.add_subcommand(
+        "sweep", "How many redundant slots? Plan and judge each (EP, R) on held-out steps");
+    commands.emplace_back(sub, eplb::cli::add_sweep(*sub));
   }
   try {
     app.parse(argc, argv);

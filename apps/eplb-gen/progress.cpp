@@ -41,6 +41,13 @@ void progress_bar::clear() {
   drawn_ = false;
 }
 
+void progress_bar::count(const char* what, int done, int total) {
+  if (!enabled_) return;
+  fmt::print(stderr, "\r{} {} of {}\033[K", what, done, total);
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
 void progress_bar::update(const stats_read_progress& p) {
   if (!enabled_) return;
   if (p.done) {

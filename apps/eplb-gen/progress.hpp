@@ -22,12 +22,15 @@ class progress_bar {
   std::function<void(const stats_read_progress&)> callback();
   /// Draws one update (or clears the line when `p.done`).
   void update(const stats_read_progress& p);
+  /// Draws "<what> <done> of <total>" (work counted in items, such as plans).
+  void count(const char* what, int done, int total);
+  /// Clears the line if something is drawn.
+  void clear();
 
   /// Returns true when stderr is a terminal and not `quiet`.
   static bool wanted(bool quiet);
 
  private:
-  void clear();
   bool enabled_;
   bool drawn_ = false;
 };

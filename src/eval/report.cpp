@@ -11,6 +11,7 @@
 #include <string>
 
 #include "eval/report_page.hpp"
+#include "eval/sweep_page.hpp"
 #include "mapping/export_common.hpp"
 
 namespace eplb {
@@ -214,15 +215,32 @@ std::string data_json(const eval_result& r, const eval_context& ctx, const std::
     s += '}';
   }
   s += "]}";
-  // "</" cannot end the <script> element early: JSON allows "\/" inside strings, and outside
-  // strings the sequence cannot occur.
+  return s;
+}
+
+// JSON made safe to sit inside a <script> element: "</" cannot end it early. JSON allows "\/"
+// inside strings, and outside strings the sequence cannot occur.
+std::string script_safe(const std::string& json) {
   std::string safe;
-  safe.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    safe += s[i];
-    if (s[i] == '<' && i + 1 < s.size() && s[i + 1] == '/') safe += '\\';
+  safe.reserve(json.size());
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    safe += json[i];
+    if (json[i] == '<' && i + 1 < json.size() && json[i + 1] == '/') safe += '\\';
   }
   return safe;
+}
+
+// The page start with its title.
+std::string page_head(const std::string& title) {
+  std::string head = detail::kPageHead;
+  const std::string marker = "@TITLE@";
+  head.replace(head.find(marker), marker.size(), html_escape(title));
+  return head;
+}
+
+// The sweep's data and script (a section the script adds to <main>).
+std::string sweep_part(const sweep_result& sweep) {
+  return detail::kSweepData + script_safe(sweep_json(sweep)) + detail::kSweepScript;
 }
 
 }  // namespace
@@ -235,14 +253,21 @@ replay_options report_replay_options() {
 }
 
 std::string render_report(const eval_result& result, const eval_context& context,
-                          const std::string& title) {
-  std::string head = detail::kReportHead;
-  const std::string marker = "@TITLE@";
-  head.replace(head.find(marker), marker.size(), html_escape(title));
-  std::string out = head;
-  out += data_json(result, context, title);
+                          const std::string& title, const sweep_result* sweep) {
+  std::string out = page_head(title);
+  out += detail::kReportBody;
+  out += script_safe(data_json(result, context, title));
   out += detail::kReportTail;
+  if (sweep != nullptr) out += sweep_part(*sweep);
+  out += detail::kPageEnd;
   return out;
+}
+
+std::string render_sweep_report(const sweep_result& sweep, const std::string& title) {
+  std::string body = detail::kSweepBody;
+  const std::string marker = "@TITLE@";
+  body.replace(body.find(marker), marker.size(), html_escape(title));
+  return page_head(title) + body + sweep_part(sweep) + detail::kPageEnd;
 }
 
 }  // namespace eplb

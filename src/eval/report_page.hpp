@@ -1,14 +1,17 @@
 #pragma once
-// Private: the static parts of the HTML report (style and script). The data goes between them as
-// JSON in <script type="application/json" id="eplb-data">. Plain ES2017 and canvas; nothing is
-// fetched, so the page works offline and from a file:// URL. The script writes any error into
-// #errors (and data-errors on <body>), and sets data-ready="1" on <body> once everything is drawn,
-// with data-heat-pixels = the number of non-white pixels of the "before" heatmap, for the headless
-// browser test.
+// Private: the static parts of the HTML report (style and script). A page is kPageHead, then the
+// evaluation (kReportBody, its data as JSON in <script type="application/json" id="eplb-data">,
+// kReportTail) and/or the sweep (sweep_page.hpp), then kPageEnd. Plain ES2017 and canvas;
+// nothing is fetched, so the page works offline and from a file:// URL. The script writes any
+// error into #errors (and data-errors on <body>), and sets data-ready="1" on <body> once
+// everything is drawn, with data-heat-pixels = the number of non-white pixels of the "before"
+// heatmap, for the headless browser test.
 
 namespace eplb::detail {
 
-inline constexpr const char* kReportHead = R"HTML(<!doctype html>
+/// The start of every page: its style and the chart helpers every page uses (window.eplbChart:
+/// nice axis ticks, a chart frame with grid lines); @TITLE@ is replaced by the title.
+inline constexpr const char* kPageHead = R"HTML(<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>@TITLE@</title>
@@ -39,8 +42,43 @@ canvas{display:block;border:1px solid #dde2e8;background:#fff}
 border-radius:4px;font-size:12px;display:none;white-space:pre;z-index:10}
 .legend{display:flex;align-items:center;gap:6px;font-size:12px;color:#5a6576}
 .legend .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-left:8px}
-</style></head>
-<body>
+tr.rec td{background:#fff4cc;font-weight:600}
+tr.skip td{color:#8a94a3}
+</style>
+<script>
+window.eplbChart = (function () {
+  "use strict";
+  function niceTicks(lo, hi, n) {
+    var span = hi - lo || 1, step = Math.pow(10, Math.floor(Math.log(span / n) / Math.LN10));
+    [1, 2, 5, 10].some(function (f) {
+      if (span / (step * f) > n) return false;
+      step *= f;
+      return true;
+    });
+    var t = [], v = Math.ceil(lo / step) * step;
+    for (; v <= hi + 1e-9; v += step) t.push(v);
+    return t;
+  }
+  function frame(ctx, W, H, pad, lo, hi, label, digits) {
+    ctx.clearRect(0, 0, W, H);
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.strokeStyle = "#e3e7ec"; ctx.fillStyle = "#5a6576"; ctx.lineWidth = 1;
+    niceTicks(lo, hi, 6).forEach(function (t) {
+      var y = pad.t + (H - pad.t - pad.b) * (1 - (t - lo) / (hi - lo));
+      ctx.beginPath(); ctx.moveTo(pad.l, y); ctx.lineTo(W - pad.r, y); ctx.stroke();
+      ctx.fillText(t.toFixed(digits === undefined ? 2 : digits), 4, y + 4);
+    });
+    ctx.fillText(label, pad.l, 11);
+  }
+  return {niceTicks: niceTicks, frame: frame};
+})();
+</script>
+</head>
+)HTML";
+
+/// The evaluation page's body up to its data: header, error box and the sections its script
+/// fills; the data JSON follows, then kReportTail.
+inline constexpr const char* kReportBody = R"HTML(<body>
 <header><h1 id="title"></h1><p id="meta"></p><p id="train"></p></header>
 <pre id="errors"></pre>
 <main>
@@ -80,6 +118,7 @@ load on the judged steps (right axis).</span><span class="legend mapping-legend"
 <div id="tip"></div>
 <script type="application/json" id="eplb-data">)HTML";
 
+/// The evaluation page's script, after its data (which kReportBody opened); kPageEnd follows.
 inline constexpr const char* kReportTail = R"HTML(</script>
 <script>
 (function () {
@@ -242,29 +281,8 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   [beforeSel, afterSel].forEach(function (s) { s.addEventListener("change", drawHeats); });
   stepInput.addEventListener("input", drawHeats);
 
-  // Shared chart helpers: axes with nice ticks.
-  function niceTicks(lo, hi, n) {
-    var span = hi - lo || 1, step = Math.pow(10, Math.floor(Math.log(span / n) / Math.LN10));
-    [1, 2, 5, 10].some(function (f) {
-      if (span / (step * f) > n) return false;
-      step *= f;
-      return true;
-    });
-    var t = [], v = Math.ceil(lo / step) * step;
-    for (; v <= hi + 1e-9; v += step) t.push(v);
-    return t;
-  }
-  function frame(ctx, W, H, pad, lo, hi, label, digits) {
-    ctx.clearRect(0, 0, W, H);
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.strokeStyle = "#e3e7ec"; ctx.fillStyle = "#5a6576"; ctx.lineWidth = 1;
-    niceTicks(lo, hi, 6).forEach(function (t) {
-      var y = pad.t + (H - pad.t - pad.b) * (1 - (t - lo) / (hi - lo));
-      ctx.beginPath(); ctx.moveTo(pad.l, y); ctx.lineTo(W - pad.r, y); ctx.stroke();
-      ctx.fillText(t.toFixed(digits === undefined ? 2 : digits), 4, y + 4);
-    });
-    ctx.fillText(label, pad.l, 11);
-  }
+  // Chart helpers shared with the sweep section (kPageHead).
+  var frame = window.eplbChart.frame;
 
   // Per-step series.
   var seriesLayer = document.getElementById("series-layer");
@@ -429,7 +447,9 @@ inline constexpr const char* kReportTail = R"HTML(</script>
   document.body.setAttribute("data-ready", "1");
 })();
 </script>
-</body></html>
 )HTML";
+
+/// The end of every page.
+inline constexpr const char* kPageEnd = "</body></html>\n";
 
 }  // namespace eplb::detail

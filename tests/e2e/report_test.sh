@@ -8,9 +8,6 @@
 set -u
 gen=${EPLB_GEN:?}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-number_of() {  # attribute value of <body> in a DOM dump
-  sed -n "s/.*<body[^>]* $2=\"\\([0-9]*\\)\".*/\\1/p" "$1" | head -n 1
-}
 
 # 1. A drifting trace; plan on the first 70% with both objectives.
 "$gen" synth --layers 6 --experts 32 --steps 600 --ep 4 --drift 0.4 --drift-speed 0.02 \
@@ -50,25 +47,10 @@ expect_contains "$work/overlap.err" "warning: 420 of the 600 judged records lie 
 if "$gen" report --stats "$work/t.jsonl" --ep 8 --split 0.7 -m "$work/sum.jsonl" -m "$work/per-step.jsonl" \
     --expert-fraction 0.2 -o "$work/r.html" -q 2>"$work/report.err"; then ok; else
   bad "report failed"; cat "$work/report.err" >&2; fi
-browser=${CHROMIUM:-}
-[ -z "$browser" ] && browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-  bad "chromium is not installed (apt-get install -y chromium; scripts/deps.sh installs it)"
-else
-  mkdir -p "$work/profile"
-  timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$work/profile" --enable-logging=stderr --v=0 --hide-scrollbars \
-    --window-size=1280,1500 --virtual-time-budget=10000 --screenshot="$work/shot.png" \
-    --dump-dom "file://$work/r.html" >"$work/dom.html" 2>"$work/chromium.log"
+if render_page "$work/r.html" "$work/dom.html" "$work/shot.png"; then
   expect_contains "$work/dom.html" 'data-ready="1"' "page finished rendering"
-  if grep -q 'data-errors=' "$work/dom.html"; then
-    bad "page script reported errors:"; sed -n '/<pre id="errors">/,/<\/pre>/p' "$work/dom.html" >&2
-  else ok; fi
-  if grep -q ':CONSOLE' "$work/chromium.log"; then
-    bad "console messages:"; grep ':CONSOLE' "$work/chromium.log" >&2
-  else ok; fi
-  pixels=$(number_of "$work/dom.html" data-heat-pixels)
+  expect_clean_page "$work/dom.html"
+  pixels=$(body_number "$work/dom.html" data-heat-pixels)
   [ "${pixels:-0}" -gt 1000 ] && ok || bad "heatmap not drawn (data-heat-pixels=${pixels:-none})"
   expect_contains "$work/dom.html" '<pre id="errors"></pre>' "empty error box"
   for id in summary heat-before heat-after series layers replicas step series-layer replica-layer; do
@@ -80,7 +62,7 @@ else
   if [ -s "$work/shot.png" ] && [ "$(head -c 8 "$work/shot.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
     ok
   else
-    bad "no screenshot"; tail -n 20 "$work/chromium.log" >&2
+    bad "no screenshot"; tail -n 20 "$work/dom.html.log" >&2
   fi
   [ "$(stat -c %s "$work/shot.png" 2>/dev/null || echo 0)" -gt 20000 ] && ok || bad "screenshot looks blank"
   [ -n "${REPORT_SHOT:-}" ] && cp "$work/shot.png" "$REPORT_SHOT"

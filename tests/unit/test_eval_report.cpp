@@ -87,3 +87,44 @@ TEST_CASE("the report's size does not grow with the number of steps") {
   CHECK(large < small * 3 / 2);
   CHECK(large < 2 * 1024 * 1024);
 }
+
+TEST_CASE("the sweep has a page of its own and a section of the evaluation page") {
+  sweep_result s;
+  s.files = {"</script>trace.jsonl"};
+  s.num_layers = 12;
+  s.num_experts = 32;
+  s.tolerance = 0.005;
+  sweep_point p;
+  p.ep = 8;
+  p.planned = true;
+  p.slots_per_rank = 4;
+  p.mean = 1.25;
+  s.points.push_back(p);
+  recommend_redundant(s);
+  const std::string page = render_sweep_report(s, "Sweep <1>");
+  CHECK(page.rfind("<!doctype html>", 0) == 0);
+  CHECK(page.find("<h1>Sweep &lt;1&gt;</h1>") != std::string::npos);
+  CHECK(page.find("data-sweep-ready") != std::string::npos);
+  CHECK(page.find("id=\"eplb-data\"") == std::string::npos);  // no evaluation on this page
+  for (const char* ext : {"src=", "href=", "http://", "https://", "@import", "url("}) {
+    CHECK(page.find(ext) == std::string::npos);
+  }
+  // The embedded JSON reads back as the sweep, and a file name cannot close the script element.
+  const std::string open = "<script type=\"application/json\" id=\"eplb-sweep\">";
+  const auto a = page.find(open);
+  const auto b = page.find("</script>", a);
+  REQUIRE(a != std::string::npos);
+  std::string data = page.substr(a + open.size(), b - a - open.size());
+  auto back = parse_sweep_json(data, "page");
+  REQUIRE(back.ok());
+  CHECK(back->files == s.files);
+  CHECK(back->points.front().mean == 1.25);
+
+  eval_context ctx;
+  ctx.files = {"trace.jsonl"};
+  const std::string both = render_report(judge(200), ctx, "r", &s);
+  CHECK(both.find("id=\"eplb-data\"") != std::string::npos);
+  CHECK(both.find("id=\"eplb-sweep\"") != std::string::npos);
+  CHECK(both.find("</body></html>") == both.size() - std::string("</body></html>\n").size());
+  CHECK(render_report(judge(200), ctx, "r").find("eplb-sweep") == std::string::npos);
+}
