@@ -221,13 +221,15 @@ int main(int argc, char** argv) {
       "imbalance (lower is better), means over the seeds.\n\n",
       steps, num_seeds, layers);
   if (per_seed) {
-    fmt::print("| model | trace | seed | EP | R | identity | deepseek | in-sample | default | floor "
-               "| closed | p99 deepseek | p99 default | half-life |\n");
+    fmt::print(
+        "| model | trace | seed | EP | R | identity | deepseek | in-sample | default | floor "
+        "| closed | p99 deepseek | p99 default | half-life |\n");
     fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   } else {
-    fmt::print("| model | trace | EP | R | identity | deepseek | in-sample opt. | default | "
-               "hindsight floor | gap closed | p99 deepseek | p99 default | default worse | plan "
-               "ms deepseek / default |\n");
+    fmt::print(
+        "| model | trace | EP | R | identity | deepseek | in-sample opt. | default | "
+        "hindsight floor | gap closed | p99 deepseek | p99 default | default worse | plan "
+        "ms deepseek / default |\n");
     fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
   struct tally {
@@ -241,8 +243,7 @@ int main(int argc, char** argv) {
     if (std::find(models.begin(), models.end(), f[0]) == models.end()) continue;
     auto full = read_counts_json(shared + "/data/qwen/" + f[1]);
     if (!full) {
-      fmt::print(stderr, "note: {} (the Qwen counts live in ../shared; skipped)\n",
-                 full.message());
+      fmt::print(stderr, "note: {} (the Qwen counts live in ../shared; skipped)\n", full.message());
       continue;
     }
     const int L = std::min<int>(layers, static_cast<int>(full->rows()));
@@ -251,8 +252,8 @@ int main(int argc, char** argv) {
     const int E = static_cast<int>(dist.cols());
     for (const kind& kd : kinds) {
       if (kd.stress && !stress) continue;
-      if (!kinds_wanted.empty() && std::find(kinds_wanted.begin(), kinds_wanted.end(),
-                                             kd.name) == kinds_wanted.end()) {
+      if (!kinds_wanted.empty() &&
+          std::find(kinds_wanted.begin(), kinds_wanted.end(), kd.name) == kinds_wanted.end()) {
         continue;
       }
       std::vector<std::vector<cell>> by_setting(settings.size());
@@ -291,11 +292,12 @@ int main(int argc, char** argv) {
           ds_ms += c.deepseek_ms;
           def_ms += c.plan_ms;
           if (per_seed) {
-            fmt::print("| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {} | "
-                       "{:.4f} | {:.4f} | {} |\n",
-                       f[0], kd.name, seed, ep, red, c.identity, c.deepseek, c.in_sample, c.plan,
-                       c.floor, c.counted() ? pct(c.closed()) : "-", c.deepseek_p99, c.plan_p99,
-                       c.half_life < 0 ? "guard" : fmt::format("{:g}", c.half_life));
+            fmt::print(
+                "| {} | {} | {} | {} | {} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {} | "
+                "{:.4f} | {:.4f} | {} |\n",
+                f[0], kd.name, seed, ep, red, c.identity, c.deepseek, c.in_sample, c.plan, c.floor,
+                c.counted() ? pct(c.closed()) : "-", c.deepseek_p99, c.plan_p99,
+                c.half_life < 0 ? "guard" : fmt::format("{:g}", c.half_life));
             std::fflush(stdout);
           }
         }
@@ -323,14 +325,14 @@ int main(int argc, char** argv) {
             closed += c.closed();
           }
         }
-        fmt::print("| {} | {} | {} | {} | {:.4f} | {:.4f} | {:.4f} | **{:.4f}** | {:.4f} | {} | "
-                   "{:.4f} | {:.4f} | {}/{} | {:.1f} / {:.0f} |\n",
-                   f[0], kd.name, settings[si].first, settings[si].second, m.identity, m.deepseek,
-                   m.in_sample, m.plan, m.floor,
-                   counted > 0 ? fmt::format("{} ({}/{})", pct(closed / counted), counted,
-                                             cs.size())
-                               : "- (gap < 0.002)",
-                   m.deepseek_p99, m.plan_p99, worse, cs.size(), m.deepseek_ms, m.plan_ms);
+        fmt::print(
+            "| {} | {} | {} | {} | {:.4f} | {:.4f} | {:.4f} | **{:.4f}** | {:.4f} | {} | "
+            "{:.4f} | {:.4f} | {}/{} | {:.1f} / {:.0f} |\n",
+            f[0], kd.name, settings[si].first, settings[si].second, m.identity, m.deepseek,
+            m.in_sample, m.plan, m.floor,
+            counted > 0 ? fmt::format("{} ({}/{})", pct(closed / counted), counted, cs.size())
+                        : "- (gap < 0.002)",
+            m.deepseek_p99, m.plan_p99, worse, cs.size(), m.deepseek_ms, m.plan_ms);
         ++rows;
         std::fflush(stdout);
       }
@@ -348,8 +350,9 @@ int main(int argc, char** argv) {
         tl.cells, tl.worse, tl.worst_excess, tl.counted,
         tl.counted > 0 ? pct(tl.closed / tl.counted) : "-");
   }
-  fmt::print("plan time (in-process, {} layers, both cores): deepseek {:.0f} ms, default {:.0f} ms "
-             "in all\n{} rows in {:.0f} s\n",
-             layers, ds_ms, def_ms, rows, secs);
+  fmt::print(
+      "plan time (in-process, {} layers, both cores): deepseek {:.0f} ms, default {:.0f} ms "
+      "in all\n{} rows in {:.0f} s\n",
+      layers, ds_ms, def_ms, rows, secs);
   return totals.empty() ? 1 : 0;
 }

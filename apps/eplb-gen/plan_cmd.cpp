@@ -108,8 +108,8 @@ void print_summary(const plan_outcome& o, bool per_layer, std::optional<int> max
                "Held-out per-step imbalance: {:.4f} (vLLM's policy {:.4f}); p99 {:.4f} ({:.4f})\n"
                "  estimate: planned on the first {} train records, judged on {} sampled steps of "
                "the last {}\n",
-               h.plan, h.deepseek, h.plan_p99, h.deepseek_p99, h.fit_records,
-               h.validation_samples, h.validation_records);
+               h.plan, h.deepseek, h.plan_p99, h.deepseek_p99, h.fit_records, h.validation_samples,
+               h.validation_records);
   } else if (!h.note.empty()) {
     fmt::print(stderr, "Held-out per-step imbalance: not estimated ({})\n", h.note);
   }

@@ -51,9 +51,9 @@ status fold_record(const stats_record& record, load_matrix& into);
 /// An evenly spaced sample of the steps of a stats stream, in stream order: what planning for
 /// per-step loads (rather than their sum) works on.
 struct step_samples {
-  std::vector<sample_matrix> loads;   // [L][E] logical loads of every sampled record
-  std::vector<std::uint64_t> index;   // the record index (0-based, stream order) of every sample
-  std::uint64_t records = 0;          // records seen in all
+  std::vector<sample_matrix> loads;  // [L][E] logical loads of every sampled record
+  std::vector<std::uint64_t> index;  // the record index (0-based, stream order) of every sample
+  std::uint64_t records = 0;         // records seen in all
 };
 
 /// A stats sink that keeps a bounded, evenly spaced sample of records (their logical loads) and

@@ -53,7 +53,7 @@ struct plan_outcome {
   std::string aggregator_info;  // the aggregator's note (a CUDA fallback, auto's choice), or empty
   load_matrix loads;
   placement result;
-  plan_info info;  // the policy's decisions, with the held-out estimate
+  plan_info info;           // the policy's decisions, with the held-out estimate
   imbalance_report before;  // identity layout arange(P) % E, vLLM's startup layout
   imbalance_report after;
   gap_report gap;

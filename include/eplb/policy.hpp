@@ -57,7 +57,7 @@ const char* policy_name(policy_kind kind) noexcept;
 /// (validation), beside vLLM's policy (deepseek) planned and judged the same way.
 struct heldout_estimate {
   bool available = false;
-  std::string note;  // why there is no estimate, when there is none
+  std::string note;                      // why there is no estimate, when there is none
   std::uint64_t fit_records = 0;         // train records before the validation part
   std::uint64_t validation_records = 0;  // train records in the validation part
   std::uint64_t validation_samples = 0;  // sampled steps the figures are means over
@@ -74,11 +74,11 @@ struct plan_info {
   std::string note;           // why (for example "num_groups % num_nodes != 0: global policy")
   int fallback_layers = 0;    // balanced: layers that kept deepseek's (better) placement
   std::vector<int> moves_per_layer;  // with a previous placement: slots changed in each layer
-  std::string step_note;      // per_step: what the step-aware planner chose and why
+  std::string step_note;             // per_step: what the step-aware planner chose and why
   // per_step: the recency half-life chosen, as a fraction of the window (0: uniform weights);
   // -1 when the guard kept deepseek's placement.
   double step_half_life = 0;
-  heldout_estimate heldout;   // when per-step samples were given
+  heldout_estimate heldout;  // when per-step samples were given
 };
 
 /// vLLM's DefaultEplbPolicy (DeepSeek EPLB) reproduced exactly; `weights` is [layers][experts].
@@ -141,15 +141,15 @@ result<placement> plan_placement(const weight_matrix& sums, const step_samples* 
 /// Knobs of the step-aware planner (the defaults are what the CLI uses).
 struct step_plan_options {
   double validation_fraction = 0.2;  // last share of the train records that judges the choices
-  int min_samples = 8;   // fewer fit or validation samples: no validation (uniform weights)
+  int min_samples = 8;  // fewer fit or validation samples: no validation (uniform weights)
   // Recency weights are tried only when they leave this many effective fit samples and the
   // validation part has this many samples.
   int min_effective_samples = 16;
-  int max_passes = 3;    // passes of the slot search per layer
+  int max_passes = 3;  // passes of the slot search per layer
   // Recency weights tried: a sample's weight halves every `h` of the window's records, for h a
   // fraction of the window (0: all samples weigh the same).
   std::vector<double> half_lives = {0.0, 0.25, 0.1, 0.05, 0.025};
-  int fit_samples = 128;  // the fit part is thinned to at most this many samples for the choice
+  int fit_samples = 128;    // the fit part is thinned to at most this many samples for the choice
   int final_samples = 512;  // the final plan uses at most this many samples
   // An expert's share of a sample's layer load counts at most this many times its 95th percentile
   // over the samples (0: no cap): rare spikes are not planned around.

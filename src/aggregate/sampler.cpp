@@ -30,8 +30,8 @@ status step_sampler::on_record(const stats_record& r) {
     // Bounded memory whatever the shape: a huge model keeps fewer samples.
     const std::size_t bytes =
         static_cast<std::size_t>(r.num_layers) * static_cast<std::size_t>(r.num_experts) * 4;
-    max_samples_ = static_cast<int>(std::clamp<std::size_t>(max_bytes_ / std::max<std::size_t>(bytes, 1),
-                                                            2, static_cast<std::size_t>(max_samples_)));
+    max_samples_ = static_cast<int>(std::clamp<std::size_t>(
+        max_bytes_ / std::max<std::size_t>(bytes, 1), 2, static_cast<std::size_t>(max_samples_)));
   }
   logical_.setZero();
   if (status s = fold_record(r, logical_); !s.ok()) return s;

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "eplb/flags.hpp"
-#include "eplb/loader.hpp"
 #include "eplb/limits.hpp"
+#include "eplb/loader.hpp"
 
 namespace eplb {
 

@@ -291,8 +291,8 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   const std::size_t cap = std::max<std::size_t>(8, (std::size_t{256} << 20) / per_sample);
   std::vector<worker_state> state(static_cast<std::size_t>(c.workers));
   const std::uint64_t n = samples.records;
-  const auto cut = static_cast<std::uint64_t>((1.0 - step.validation_fraction) *
-                                              static_cast<double>(n));
+  const auto cut =
+      static_cast<std::uint64_t>((1.0 - step.validation_fraction) * static_cast<double>(n));
   std::vector<sample_matrix> validation;
   std::size_t fit_count = 0;
   for (std::size_t i = 0; i < samples.loads.size(); ++i) {
@@ -368,15 +368,15 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
     // The search did not beat deepseek's own placement on steps it had not seen: over-fitting.
     plan = safe_deepseek(sums, c, state, &ds_info);
     if (!plan) return plan.err();
-    out.step_note = "the search did not beat vLLM's policy on the validation steps: its "
-                    "placement is kept (duplicates moved apart)";
+    out.step_note =
+        "the search did not beat vLLM's policy on the validation steps: its "
+        "placement is kept (duplicates moved apart)";
   } else {
     plan = plan_variant(all, final_sums, c, state, &ds_info);
     if (!plan) return plan.err();
     out.step_note = "deepseek's replica counts, slots searched on " +
-                    std::to_string(all.loads.size()) + " sampled steps, " +
-                    half_life_text(chosen) +
-                    (weightings_tried > 1   ? " (the best of " + std::to_string(weightings_tried) +
+                    std::to_string(all.loads.size()) + " sampled steps, " + half_life_text(chosen) +
+                    (weightings_tried > 1 ? " (the best of " + std::to_string(weightings_tried) +
                                                 " weightings on the validation steps)"
                      : half_lives.size() > 1 ? " (too few steps to try recency weights)"
                                              : "");

@@ -12,8 +12,8 @@
 
 namespace eplb::detail {
 
-void step_search::reset(const step_layer& v, const std::int32_t* slots, int rank_block,
-                        bool pinned, const std::int32_t* previous) {
+void step_search::reset(const step_layer& v, const std::int32_t* slots, int rank_block, bool pinned,
+                        const std::int32_t* previous) {
   v_ = v;
   S_ = static_cast<std::size_t>(v.samples);
   E_ = v.experts;
@@ -220,12 +220,12 @@ double step_search::swap_screen(int i, int jb) const {
   for (; j + 8 <= n; j += 8) {
     const __m128 d0 = _mm_sub_ps(_mm_loadu_ps(xb + j), _mm_loadu_ps(xa + j));
     const __m128 d1 = _mm_sub_ps(_mm_loadu_ps(xb + j + 4), _mm_loadu_ps(xa + j + 4));
-    const __m128 m0 = _mm_max_ps(_mm_loadu_ps(o + j),
-                                 _mm_max_ps(_mm_add_ps(_mm_loadu_ps(la + j), d0),
-                                            _mm_sub_ps(_mm_loadu_ps(lb + j), d0)));
-    const __m128 m1 = _mm_max_ps(_mm_loadu_ps(o + j + 4),
-                                 _mm_max_ps(_mm_add_ps(_mm_loadu_ps(la + j + 4), d1),
-                                            _mm_sub_ps(_mm_loadu_ps(lb + j + 4), d1)));
+    const __m128 m0 = _mm_max_ps(
+        _mm_loadu_ps(o + j),
+        _mm_max_ps(_mm_add_ps(_mm_loadu_ps(la + j), d0), _mm_sub_ps(_mm_loadu_ps(lb + j), d0)));
+    const __m128 m1 =
+        _mm_max_ps(_mm_loadu_ps(o + j + 4), _mm_max_ps(_mm_add_ps(_mm_loadu_ps(la + j + 4), d1),
+                                                       _mm_sub_ps(_mm_loadu_ps(lb + j + 4), d1)));
     acc0 = _mm_add_ps(acc0, _mm_mul_ps(m0, _mm_loadu_ps(w + j)));
     acc1 = _mm_add_ps(acc1, _mm_mul_ps(m1, _mm_loadu_ps(w + j + 4)));
   }
@@ -384,8 +384,8 @@ double step_search::resplit_gain(int a, int e2) {
       }
     }
     for (std::size_t i = 0; i < n; ++i) {
-      const double y = load_[static_cast<std::size_t>(aff_[i]) * S_ + s] + alpha_[i] * x1[s] +
-                       beta_[i] * x2[s];
+      const double y =
+          load_[static_cast<std::size_t>(aff_[i]) * S_ + s] + alpha_[i] * x1[s] + beta_[i] * x2[s];
       m = std::max(m, y);
     }
     delta += (m - top_v_[s * top_n]) * v_.w[s];

@@ -79,7 +79,7 @@ class step_search {
   std::vector<int> cnt_;
   std::vector<std::uint16_t> has_;  // [rank][expert] replicas of the expert on the rank
   std::vector<double> piece_, load_, other_;
-  std::vector<double> maxp_;  // [R][S] largest piece of every rank in every sample
+  std::vector<double> maxp_;   // [R][S] largest piece of every rank in every sample
   std::vector<double> top_v_;  // [S][top_n]
   std::vector<int> top_r_;     // [S][top_n]
   // Scratch of resplit_gain: affected ranks and their coefficients on x[e1] and x[e2].

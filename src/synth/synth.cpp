@@ -210,7 +210,8 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
     for (int l = 0; l < L; ++l) {
       int* row = mix.data() + static_cast<std::size_t>(l) * E;
       std::iota(row, row + E, 0);
-      for (int e = E - 1; e > 0; --e) std::swap(row[e], row[g.below(static_cast<std::uint64_t>(e) + 1)]);
+      for (int e = E - 1; e > 0; --e)
+        std::swap(row[e], row[g.below(static_cast<std::uint64_t>(e) + 1)]);
     }
   }
   std::vector<std::int64_t> logical(static_cast<std::size_t>(E));

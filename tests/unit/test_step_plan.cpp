@@ -69,23 +69,28 @@ weight_matrix sum_of(const std::vector<sample_matrix>& steps) {
   return w;
 }
 
-step_samples synthesized(const weight_matrix& dist, synth_options o, weight_matrix* sums) {
-  auto agg = make_aggregator("cpu");
-  REQUIRE(agg.ok());
-  step_sampler sampler(agg->get(), 512);
-  REQUIRE(synthesize_records(dist, o, sampler).ok());
-  auto s = (*agg)->finish();
-  REQUIRE(s.ok());
-  *sums = to_weights(*s);
-  return sampler.sample();
-}
-
 weight_matrix zipf(int layers, int experts) {
   weight_matrix dist(layers, experts);
   for (int l = 0; l < layers; ++l) {
     for (int e = 0; e < experts; ++e) dist(l, e) = 1.0 / (1 + (e * 5 + l * 3) % experts);
   }
   return dist;
+}
+
+// A trace of `steps` records from zipf(layers, experts) recorded at EP `ranks` (the other knobs
+// from `o`): its sampled steps, and its sums in *sums.
+step_samples zipf_trace(int layers, int experts, int ranks, int steps, weight_matrix* sums,
+                        synth_options o = {}) {
+  o.num_steps = steps;
+  o.recording = topology{layers, experts, experts, ranks, 1, 1};
+  auto agg = make_aggregator("cpu");
+  REQUIRE(agg.ok());
+  step_sampler sampler(agg->get(), 512);
+  REQUIRE(synthesize_records(zipf(layers, experts), o, sampler).ok());
+  auto loads = (*agg)->finish();
+  REQUIRE(loads.ok());
+  *sums = to_weights(*loads);
+  return sampler.sample();
 }
 
 }  // namespace
@@ -196,7 +201,8 @@ TEST_CASE("a hot expert alone on a rank: sum-optimal, but the default splits it 
   for (int s = 0; s < 100; ++s) {
     train.push_back(loads(1, 5, {s % 2 ? 1.0f : 5.0f, 1.5f, 1.5f, 0, 0}));
   }
-  for (int s = 0; s < 4; ++s) held_out.push_back(loads(1, 5, {s % 2 ? 1.0f : 5.0f, 1.5f, 1.5f, 0, 0}));
+  for (int s = 0; s < 4; ++s)
+    held_out.push_back(loads(1, 5, {s % 2 ? 1.0f : 5.0f, 1.5f, 1.5f, 0, 0}));
   const weight_matrix sums = sum_of(train);
   const placement fragile{1, 6, 5, {0, 3, 4, 1, 2, 3}};
   REQUIRE(validate_placement(fragile, t).ok());
@@ -281,10 +287,7 @@ TEST_CASE("plan_for_steps: too few steps to hold any out says so, and still plan
 TEST_CASE("plan_placement: objectives by policy, and sums-only inputs") {
   const topology t{2, 8, 10, 2, 1, 1};
   weight_matrix sums;
-  synth_options o;
-  o.num_steps = 200;
-  o.recording = topology{2, 8, 8, 2, 1, 1};
-  const step_samples s = synthesized(zipf(2, 8), o, &sums);
+  const step_samples s = zipf_trace(2, 8, 2, 200, &sums);
   plan_info info;
   // balanced: per-step by default; deepseek: sum, exactly vLLM's policy.
   REQUIRE(plan_placement(sums, &s, t, policy_options{}, &info).ok());
@@ -312,14 +315,12 @@ TEST_CASE("plan_for_steps: duplicate-free, deterministic across thread counts") 
   const topology t{6, 16, 24, 4, 1, 1};
   weight_matrix sums;
   synth_options o;
-  o.num_steps = 400;
-  o.recording = topology{6, 16, 16, 4, 1, 1};
   o.drift = 0.5;
   o.drift_speed = 0.02;
   o.burst_prob = 0.02;
   o.min_batch_tokens = 32;
   o.max_batch_tokens = 256;
-  const step_samples s = synthesized(zipf(6, 16), o, &sums);
+  const step_samples s = zipf_trace(6, 16, 4, 400, &sums, o);
   std::vector<placement> plans;
   std::vector<plan_info> infos;
   for (int threads : {1, 2, 3}) {
@@ -347,11 +348,9 @@ TEST_CASE("plan_for_steps with a previous placement: 0 moves on the same input, 
   const topology t{4, 16, 20, 4, 1, 1};
   weight_matrix sums;
   synth_options o;
-  o.num_steps = 300;
-  o.recording = topology{4, 16, 16, 4, 1, 1};
   o.min_batch_tokens = 64;
   o.max_batch_tokens = 512;
-  const step_samples s = synthesized(zipf(4, 16), o, &sums);
+  const step_samples s = zipf_trace(4, 16, 4, 300, &sums, o);
   auto first = plan_for_steps(sums, s, t, policy_options{}, step_plan_options{}, nullptr);
   REQUIRE(first.ok());
   policy_options again;
@@ -390,15 +389,13 @@ TEST_CASE("plan_for_steps with a previous placement: 0 moves on the same input, 
   }
 }
 
-TEST_CASE("plan_for_steps: node grouping follows vLLM's rule, and forced grouping must be possible") {
+TEST_CASE(
+    "plan_for_steps: node grouping follows vLLM's rule, and forced grouping must be possible") {
   // 16 experts in 4 groups on 2 nodes of 2 ranks: vLLM's hierarchical policy; every expert's
   // replicas stay on one node through the search.
   const topology t{2, 16, 24, 4, 2, 4};
   weight_matrix sums;
-  synth_options o;
-  o.num_steps = 200;
-  o.recording = topology{2, 16, 16, 4, 1, 1};
-  const step_samples s = synthesized(zipf(2, 16), o, &sums);
+  const step_samples s = zipf_trace(2, 16, 4, 200, &sums);
   plan_info info;
   auto p = plan_for_steps(sums, s, t, policy_options{}, step_plan_options{}, &info);
   REQUIRE(p.ok());
@@ -416,7 +413,8 @@ TEST_CASE("plan_for_steps: node grouping follows vLLM's rule, and forced groupin
       CHECK(one_node);
     }
   }
-  // One group cannot be split over two nodes: `on` is deepseek's error, `automatic` the global plan.
+  // One group cannot be split over two nodes: `on` is deepseek's error, `automatic` the global
+  // plan.
   const topology g{2, 16, 24, 4, 2, 1};
   policy_options on;
   on.hierarchical = hierarchical_mode::on;
