@@ -28,13 +28,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "eplb/aggregate.hpp"
+#include "eplb/eval.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/policy.hpp"
 #include "eplb/synth.hpp"
@@ -56,18 +56,9 @@ struct trace_sink final : stats_sink {
   }
 };
 
-struct figures {
-  double mean = 0, p99 = 0;
-};
-
-figures judge(const std::vector<sample_matrix>& steps, const placement& p, const topology& t) {
-  std::vector<double> v = step_imbalances(steps, p, t);
-  figures f;
-  for (double x : v) f.mean += x;
-  f.mean /= static_cast<double>(v.size());
-  std::sort(v.begin(), v.end());
-  f.p99 = v[static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(v.size()))) - 1];
-  return f;
+step_distribution judge(const std::vector<sample_matrix>& steps, const placement& p,
+                        const topology& t) {
+  return summarize_steps(step_imbalances(steps, p, t), {});
 }
 
 weight_matrix sum_of(const std::vector<sample_matrix>& s) {
@@ -137,9 +128,9 @@ cell run_cell(const std::vector<sample_matrix>& train, const std::vector<sample_
   plan_info info;
   c.plan_ms = timed_ms([&] { p_def = must(plan_placement(sums, &ts, t, def, &info)); });
   c.half_life = info.step_half_life;
-  const figures fi = judge(judged, identity_placement(t), t);
-  const figures fd = judge(judged, p_ds, t);
-  const figures fp = judge(judged, p_def, t);
+  const step_distribution fi = judge(judged, identity_placement(t), t);
+  const step_distribution fd = judge(judged, p_ds, t);
+  const step_distribution fp = judge(judged, p_def, t);
   c.identity = fi.mean;
   c.deepseek = fd.mean;
   c.deepseek_p99 = fd.p99;

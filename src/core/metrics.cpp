@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "eval/replay_core.hpp"
+
 namespace eplb {
 
 weight_matrix rank_loads(const weight_matrix& weights, const placement& p, const topology& topo) {
@@ -64,30 +66,18 @@ std::vector<double> step_imbalances(const std::vector<sample_matrix>& samples, c
                                     const topology& topo) {
   std::vector<double> out;
   out.reserve(samples.size());
-  const int R = topo.num_ranks, P = p.num_slots, E = p.num_experts;
-  if (samples.empty() || R <= 0 || P % R != 0) return out;
-  const int k = P / R;
-  // 1 / replicas of every slot's expert, per layer.
-  std::vector<double> share(static_cast<std::size_t>(p.num_layers) * P);
-  std::vector<int> cnt(static_cast<std::size_t>(E));
-  for (int l = 0; l < p.num_layers; ++l) {
-    std::fill(cnt.begin(), cnt.end(), 0);
-    const std::int32_t* row = p.row(l);
-    for (int s = 0; s < P; ++s) ++cnt[static_cast<std::size_t>(row[s])];
-    for (int s = 0; s < P; ++s) {
-      share[static_cast<std::size_t>(l) * P + s] = 1.0 / cnt[static_cast<std::size_t>(row[s])];
-    }
-  }
+  const int R = topo.num_ranks;
+  if (samples.empty() || R <= 0 || p.num_slots % R != 0) return out;
+  // The replay's slot table: sums in slot order, as eplb::rank_loads does.
+  detail::slot_table table;
+  table.build(p, R);
   std::vector<double> loads(static_cast<std::size_t>(R));
   for (const sample_matrix& w : samples) {
     double sum_max = 0;
     double sum_mean = 0;
     for (Eigen::Index l = 0; l < w.rows() && l < p.num_layers; ++l) {
       std::fill(loads.begin(), loads.end(), 0.0);
-      const std::int32_t* row = p.row(static_cast<int>(l));
-      const double* sh = share.data() + static_cast<std::size_t>(l) * P;
-      // Summed in slot order, as eplb::rank_loads does.
-      for (int s = 0; s < P; ++s) loads[static_cast<std::size_t>(s / k)] += w(l, row[s]) * sh[s];
+      table.add_layer(static_cast<int>(l), w.row(l).data(), loads.data());
       sum_max += *std::max_element(loads.begin(), loads.end());
       sum_mean += static_cast<double>(w.row(l).sum()) / R;
     }

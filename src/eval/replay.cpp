@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/thinning.hpp"
 #include "eplb/aggregate.hpp"
 #include "eplb/bounds.hpp"
 #include "eplb/eval.hpp"

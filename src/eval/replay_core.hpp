@@ -1,13 +1,12 @@
 #pragma once
-// Private: the inner loop of every replay (eval, the per-step objective's hold-out): rank loads of
-// one step under one placement, each logical expert's load split evenly over its replicas.
+// Private: the inner loop of every replay (eval, step_imbalances): rank loads of one step under
+// one placement, each logical expert's load split evenly over its replicas.
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "core/thinning.hpp"
 #include "eplb/types.hpp"
 
 namespace eplb::detail {

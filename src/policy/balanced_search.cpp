@@ -1057,14 +1057,11 @@ bool make_duplicate_free(const layer_view& v, const std::int32_t* start, local_s
     for (int p = P - 1; p >= 0; --p) expert_node[idx(start[p])] = p / k / ranks_per_node;
   }
   search.reset(v, start, nullptr, grouped ? expert_node.data() : nullptr, ranks_per_node);
+  const int left = search.remove_duplicates(-1);
   out.assign(search.slots().begin(), search.slots().end());
-  if (search.remove_duplicates(-1) == 0) {
-    out.assign(search.slots().begin(), search.slots().end());
-    return true;
-  }
+  if (left == 0) return true;
   // Some expert has more replicas than swaps can spread (more than M, or no partner left):
   // give each remaining second replica to the absent expert whose next replica is largest.
-  out.assign(search.slots().begin(), search.slots().end());
   std::vector<int> cnt(idx(E), 0);
   for (int p = 0; p < P; ++p) ++cnt[idx(out[idx(p)])];
   std::vector<std::uint8_t> on_rank(idx(E));

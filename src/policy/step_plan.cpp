@@ -14,9 +14,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "eplb/eval.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/policy.hpp"
 #include "policy/balanced_detail.hpp"
@@ -35,22 +37,10 @@ std::string fixed(double x, int digits) {
   return buf;
 }
 
-// Mean and nearest-rank p99 of the per-step imbalance of `p` on `samples`.
-struct step_figures {
-  double mean = 0, p99 = 0;
-};
-
-step_figures judge(const std::vector<sample_matrix>& samples, const placement& p,
-                   const topology& topo) {
-  std::vector<double> v = step_imbalances(samples, p, topo);
-  step_figures f;
-  if (v.empty()) return f;
-  for (double x : v) f.mean += x;
-  f.mean /= static_cast<double>(v.size());
-  std::sort(v.begin(), v.end());
-  const auto rank = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(v.size())));
-  f.p99 = v[std::max<std::size_t>(rank, 1) - 1];
-  return f;
+// Mean and nearest-rank percentiles of the per-step imbalance of `p` on `samples`.
+step_distribution judge(const std::vector<sample_matrix>& samples, const placement& p,
+                        const topology& topo) {
+  return summarize_steps(step_imbalances(samples, p, topo), {});
 }
 
 // The samples a variant is planned on, each with its recency weight.
@@ -115,7 +105,7 @@ result<placement> deepseek_start(const weight_matrix& weights, const planner_con
 struct worker_state {
   detail::step_search search;
   detail::local_search local;
-  std::vector<double> x, w, layer_sum, total, share;
+  std::vector<double> x, total, share;
   std::vector<std::int32_t> row, aligned;
 };
 
@@ -177,13 +167,11 @@ result<placement> plan_variant(const weighted_samples& s, const weight_matrix& s
   const int block = pinned ? R / t.num_nodes : R;
   const bool ok = detail::for_each_layer(L, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
-    ws.layer_sum.assign(static_cast<std::size_t>(E), 0.0);
-    fill_layer(s, l, E, c.step.spike_cap, ws);
-    for (int e = 0; e < E; ++e) ws.layer_sum[static_cast<std::size_t>(e)] = sums(l, e);
-    const detail::layer_view lv{ws.layer_sum.data(), E, R, k};
+    const detail::layer_view lv{sums.row(l).data(), E, R, k};
     if (!detail::make_duplicate_free(lv, out.row(l), ws.local, ws.row, pinned ? block : 0)) {
       return;  // keeps deepseek's layer
     }
+    fill_layer(s, l, E, c.step.spike_cap, ws);
     const detail::step_layer sl{ws.x.data(), weight.data(), E, static_cast<int>(S), R, k};
     ws.search.reset(sl, ws.row.data(), block, pinned);
     ws.search.improve(c.step.max_passes, false, 0);
@@ -208,9 +196,7 @@ result<placement> safe_deepseek(const weight_matrix& sums, const planner_context
   const int block = di.hierarchical && t.num_nodes > 1 ? t.num_ranks / t.num_nodes : 0;
   const bool ok = detail::for_each_layer(t.num_layers, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
-    ws.layer_sum.assign(sums.row(l).data(), sums.row(l).data() + t.num_experts);
-    const detail::layer_view lv{ws.layer_sum.data(), t.num_experts, t.num_ranks,
-                                t.slots_per_rank()};
+    const detail::layer_view lv{sums.row(l).data(), t.num_experts, t.num_ranks, t.slots_per_rank()};
     if (detail::count_duplicates(lv, p.row(l)) == 0) return;
     if (detail::make_duplicate_free(lv, p.row(l), ws.local, ws.row, block)) {
       std::copy(ws.row.begin(), ws.row.end(), p.row(l));
@@ -236,9 +222,7 @@ status migrate(placement& plan, const placement& previous, const weighted_sample
   const int cap = c.options.max_moves;
   const bool ok = detail::for_each_layer(L, c.workers, [&](int l, int worker) {
     worker_state& ws = state[static_cast<std::size_t>(worker)];
-    ws.layer_sum.assign(static_cast<std::size_t>(E), 0.0);
-    for (int e = 0; e < E; ++e) ws.layer_sum[static_cast<std::size_t>(e)] = sums(l, e);
-    const detail::layer_view lv{ws.layer_sum.data(), E, R, k};
+    const detail::layer_view lv{sums.row(l).data(), E, R, k};
     ws.aligned.resize(static_cast<std::size_t>(P));
     int m = detail::align_to_previous(lv, plan.row(l), previous.row(l), block, ws.aligned.data());
     if (cap >= 0 && m > cap) {
@@ -259,6 +243,46 @@ status migrate(placement& plan, const placement& previous, const weighted_sample
   return status::success();
 }
 
+// The held-out split of the train records: the sampled steps of the last validation_fraction of
+// them (index >= cut) judge, the samples before them are planned on.
+struct heldout_split {
+  std::uint64_t cut = 0;
+  std::vector<sample_matrix> validation;
+};
+
+// Splits `samples`; with at least min_samples samples on both sides `est` gets the counts and is
+// marked available, otherwise its note says why there is no estimate.
+heldout_split split_heldout(const step_samples& samples, const step_plan_options& step,
+                            heldout_estimate& est) {
+  heldout_split h;
+  const std::uint64_t n = samples.records;
+  h.cut = static_cast<std::uint64_t>((1.0 - step.validation_fraction) * static_cast<double>(n));
+  std::size_t fit_count = 0;
+  for (std::size_t i = 0; i < samples.loads.size(); ++i) {
+    if (samples.index[i] >= h.cut) {
+      h.validation.push_back(samples.loads[i]);
+    } else {
+      ++fit_count;
+    }
+  }
+  if (static_cast<int>(fit_count) < step.min_samples ||
+      static_cast<int>(h.validation.size()) < step.min_samples) {
+    est.note = "too few train steps (" + std::to_string(n) +
+               " records) to hold any out: no held-out estimate";
+    return h;
+  }
+  est.available = true;
+  est.fit_records = h.cut;
+  est.validation_records = n - h.cut;
+  est.validation_samples = h.validation.size();
+  return h;
+}
+
+error no_samples_error() {
+  return make_error(errc::invalid_argument, position{}, "--objective",
+                    "per-step needs per-step records (vLLM stats); this input holds sums only");
+}
+
 std::string half_life_text(double h) {
   return h > 0 ? "recent steps weighted (half-life " + fixed(100 * h, 0) + "% of the window)"
                : "all steps weighted alike";
@@ -274,10 +298,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   out = plan_info{};
   out.policy = policy_name(options.kind);
   out.objective = "per-step";
-  if (samples.loads.empty()) {
-    return make_error(errc::invalid_argument, position{}, "--objective",
-                      "per-step needs per-step records (vLLM stats); this input holds sums only");
-  }
+  if (samples.loads.empty()) return no_samples_error();
   if (options.previous != nullptr) {
     if (status s = validate_placement(*options.previous, topo); !s.ok()) {
       return make_error(errc::invalid_argument, position{}, "previous placement", s.message());
@@ -291,46 +312,30 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   const std::size_t cap = std::max<std::size_t>(8, (std::size_t{256} << 20) / per_sample);
   std::vector<worker_state> state(static_cast<std::size_t>(c.workers));
   const std::uint64_t n = samples.records;
-  const auto cut =
-      static_cast<std::uint64_t>((1.0 - step.validation_fraction) * static_cast<double>(n));
-  std::vector<sample_matrix> validation;
-  std::size_t fit_count = 0;
-  for (std::size_t i = 0; i < samples.loads.size(); ++i) {
-    if (samples.index[i] >= cut) {
-      validation.push_back(samples.loads[i]);
-    } else {
-      ++fit_count;
-    }
-  }
+  heldout_estimate& est = out.heldout;
+  const heldout_split split = split_heldout(samples, step, est);
+  const std::uint64_t cut = split.cut;
+  const std::vector<sample_matrix>& validation = split.validation;
   // deepseek only may use recency weights: its policy is the sum policy.
   std::vector<double> half_lives = step.half_lives;
   if (options.kind == policy_kind::deepseek || half_lives.empty()) half_lives = {0.0};
   double chosen = half_lives.front();
   bool guard = false;
   int weightings_tried = 0;
-  heldout_estimate& est = out.heldout;
-  if (static_cast<int>(fit_count) < step.min_samples ||
-      static_cast<int>(validation.size()) < step.min_samples) {
-    est.note = "too few train steps (" + std::to_string(n) +
-               " records) to hold any out: no held-out estimate";
-  } else {
+  if (est.available) {
     // Every candidate is planned on the fit part and judged on the validation part: vLLM's
     // policy itself (the reference of the estimate), its placement made duplicate-free (the
     // guard's safe choice) and the search with each recency weighting.
-    est.available = true;
-    est.fit_records = cut;
-    est.validation_records = n - cut;
-    est.validation_samples = validation.size();
     const weight_matrix fit_sums =
         weighted_sum(weigh(samples, 0, cut, 0.0, 0), topo.num_layers, topo.num_experts);
     auto ds_fit = deepseek_start(fit_sums, c, nullptr);
     if (!ds_fit) return ds_fit.err();
-    const step_figures ref = judge(validation, *ds_fit, topo);
+    const step_distribution ref = judge(validation, *ds_fit, topo);
     est.deepseek = ref.mean;
     est.deepseek_p99 = ref.p99;
     auto safe_fit = safe_deepseek(fit_sums, c, state, nullptr);
     if (!safe_fit) return safe_fit.err();
-    step_figures best = judge(validation, *safe_fit, topo);
+    step_distribution best = judge(validation, *safe_fit, topo);
     guard = true;
     for (double h : half_lives) {
       const weighted_samples fit =
@@ -345,7 +350,7 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
                             nullptr);
       if (!p) return p.err();
       ++weightings_tried;
-      const step_figures f = judge(validation, *p, topo);
+      const step_distribution f = judge(validation, *p, topo);
       if (f.mean < best.mean) {
         best = f;
         chosen = h;
@@ -363,17 +368,16 @@ result<placement> plan_for_steps(const weight_matrix& sums, const step_samples& 
   const weight_matrix final_sums =
       chosen > 0 && !guard ? weighted_sum(all, topo.num_layers, topo.num_experts) : sums;
   plan_info ds_info;
-  result<placement> plan = make_error(errc::internal, position{}, "policy", "not planned");
+  // The guard: the search did not beat deepseek's own placement on steps it had not seen
+  // (over-fitting), so that placement is kept.
+  result<placement> plan = guard ? safe_deepseek(sums, c, state, &ds_info)
+                                 : plan_variant(all, final_sums, c, state, &ds_info);
+  if (!plan) return plan.err();
   if (guard) {
-    // The search did not beat deepseek's own placement on steps it had not seen: over-fitting.
-    plan = safe_deepseek(sums, c, state, &ds_info);
-    if (!plan) return plan.err();
     out.step_note =
         "the search did not beat vLLM's policy on the validation steps: its "
         "placement is kept (duplicates moved apart)";
   } else {
-    plan = plan_variant(all, final_sums, c, state, &ds_info);
-    if (!plan) return plan.err();
     out.step_note = "deepseek's replica counts, slots searched on " +
                     std::to_string(all.loads.size()) + " sampled steps, " + half_life_text(chosen) +
                     (weightings_tried > 1 ? " (the best of " + std::to_string(weightings_tried) +
@@ -408,10 +412,7 @@ result<placement> plan_placement(const weight_matrix& sums, const step_samples* 
                                                             : objective_kind::sum);
   if (info != nullptr) *info = plan_info{};
   if (objective == objective_kind::per_step) {
-    if (!have_samples) {
-      return make_error(errc::invalid_argument, position{}, "--objective",
-                        "per-step needs per-step records (vLLM stats); this input holds sums only");
-    }
+    if (!have_samples) return no_samples_error();
     return plan_for_steps(sums, *samples, topo, options, step_plan_options{}, info);
   }
   auto p = rebalance(sums, topo, options, info);
@@ -425,26 +426,10 @@ result<placement> plan_placement(const weight_matrix& sums, const step_samples* 
     est.note = "no per-step records: no held-out estimate";
     return p;
   }
-  const std::uint64_t n = samples->records;
-  const auto cut =
-      static_cast<std::uint64_t>((1.0 - step.validation_fraction) * static_cast<double>(n));
-  std::vector<sample_matrix> validation;
-  std::size_t fit_count = 0;
-  weight_matrix fit = weight_matrix::Zero(topo.num_layers, topo.num_experts);
-  for (std::size_t i = 0; i < samples->loads.size(); ++i) {
-    if (samples->index[i] >= cut) {
-      validation.push_back(samples->loads[i]);
-    } else {
-      ++fit_count;
-      fit += samples->loads[i].cast<double>();
-    }
-  }
-  if (static_cast<int>(fit_count) < step.min_samples ||
-      static_cast<int>(validation.size()) < step.min_samples) {
-    est.note = "too few train steps (" + std::to_string(n) +
-               " records) to hold any out: no held-out estimate";
-    return p;
-  }
+  const heldout_split split = split_heldout(*samples, step, est);
+  if (!est.available) return p;
+  const weight_matrix fit =
+      weighted_sum(weigh(*samples, 0, split.cut, 0.0, 0), topo.num_layers, topo.num_experts);
   policy_options quiet = options;
   quiet.previous = nullptr;
   quiet.max_moves = -1;
@@ -458,11 +443,8 @@ result<placement> plan_placement(const weight_matrix& sums, const step_samples* 
     ref = rebalance(fit, topo, ds, nullptr);
   }
   if (!ref) return ref.err();
-  const step_figures a = judge(validation, *mine, topo), b = judge(validation, *ref, topo);
-  est.available = true;
-  est.fit_records = cut;
-  est.validation_records = n - cut;
-  est.validation_samples = validation.size();
+  const step_distribution a = judge(split.validation, *mine, topo);
+  const step_distribution b = judge(split.validation, *ref, topo);
   est.plan = a.mean;
   est.plan_p99 = a.p99;
   est.deepseek = b.mean;

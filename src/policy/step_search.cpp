@@ -43,7 +43,6 @@ void step_search::reset(const step_layer& v, const std::int32_t* slots, int rank
   }
   maxp_.assign(static_cast<std::size_t>(R_) * S_, 0.0);
   for (int r = 0; r < R_; ++r) update_maxp(r);
-  other_.assign(S_, 0.0);
   top_v_.assign(S_ * top_n, -1.0);
   top_r_.assign(S_ * top_n, -1);
   mark_.assign(static_cast<std::size_t>(R_), 0);
@@ -113,15 +112,6 @@ double step_search::objective() const {
   return f;
 }
 
-void step_search::fill_other(int ra, int rb) {
-  for (std::size_t s = 0; s < S_; ++s) {
-    const int* r = &top_r_[s * top_n];
-    const double* v = &top_v_[s * top_n];
-    // Two of the top three at most are ra and rb; with fewer than three ranks v[2] is -1.
-    other_[s] = (r[0] != ra && r[0] != rb) ? v[0] : (r[1] != ra && r[1] != rb) ? v[1] : v[2];
-  }
-}
-
 bool step_search::first_order(int ra, int rb) {
   // A swap of slot a (on ra) with b (on rb) moves d = piece_b - piece_a from rb to ra; in a
   // sample where ra is the busiest rank the max grows by at least d, where rb is by at least -d,
@@ -148,7 +138,6 @@ void step_search::gather_pair(int ra, int rb) {
   // Only samples where a swap between ra and rb can change the max matter: ra or rb is the
   // busiest rank, or could become it (its load plus the largest piece the other rank could send
   // reaches the max). In every other sample the change is exactly 0.
-  fill_other(ra, rb);
   const double* la = load(ra);
   const double* lb = load(rb);
   const double* mpa = maxp_.data() + static_cast<std::size_t>(ra) * S_;
@@ -168,7 +157,11 @@ void step_search::gather_pair(int ra, int rb) {
   g_w_.resize(n);
   for (std::size_t j = 0; j < n; ++j) {
     const std::size_t s = rel_[j];
-    g_other_[j] = other_[s];
+    const int* r = &top_r_[s * top_n];
+    const double* v = &top_v_[s * top_n];
+    // The busiest rank other than ra and rb: two of the top three at most are ra and rb; with
+    // fewer than three ranks v[2] is -1.
+    g_other_[j] = (r[0] != ra && r[0] != rb) ? v[0] : (r[1] != ra && r[1] != rb) ? v[1] : v[2];
     g_la_[j] = la[s];
     g_lb_[j] = lb[s];
     g_v0_[j] = top_v_[s * top_n];

@@ -56,7 +56,6 @@ class step_search {
   void update_top_all();
   void update_top_pair(int ra, int rb);
   void update_maxp(int r);
-  void fill_other(int ra, int rb);
   bool first_order(int ra, int rb);
   void gather_pair(int ra, int rb);
   double swap_delta(int i, int jb) const;
@@ -78,7 +77,7 @@ class step_search {
   int changed_ = 0;
   std::vector<int> cnt_;
   std::vector<std::uint16_t> has_;  // [rank][expert] replicas of the expert on the rank
-  std::vector<double> piece_, load_, other_;
+  std::vector<double> piece_, load_;
   std::vector<double> maxp_;   // [R][S] largest piece of every rank in every sample
   std::vector<double> top_v_;  // [S][top_n]
   std::vector<int> top_r_;     // [S][top_n]

@@ -50,6 +50,24 @@ placement plan(const weight_matrix& w, const topology& t, policy_options o = {},
   return std::move(*r);
 }
 
+// A balanced placement of random loads (seed) on EP 32 with k = 3, the loads drifted by up to 50%
+// (seed + 1), and that placement's max rank load per layer under the drifted loads.
+struct drifted_case {
+  topology t{8, 64, 96, 32, 1, 1};
+  placement before;
+  weight_matrix now;
+  std::vector<double> before_max;
+};
+
+drifted_case drifted(unsigned seed) {
+  drifted_case c;
+  const weight_matrix before_w = random_weights(8, 64, seed);
+  c.before = plan(before_w, c.t);
+  c.now = drift(before_w, 0.5, seed + 1);
+  c.before_max = measure_imbalance(c.now, c.before, c.t).layer_max;
+  return c;
+}
+
 int changed_slots(const placement& a, const placement& b, int layer) {
   int n = 0;
   for (int s = 0; s < a.num_slots; ++s) n += a.at(layer, s) != b.at(layer, s) ? 1 : 0;
@@ -139,11 +157,7 @@ TEST_CASE("migration: layers that kept deepseek's placement stay too on unchange
 }
 
 TEST_CASE("migration: max_moves is honoured exactly and the result is never worse than before") {
-  const topology t{8, 64, 96, 32, 1, 1};  // k = 3
-  const weight_matrix before_w = random_weights(8, 64, 3);
-  const placement before = plan(before_w, t);
-  const weight_matrix now = drift(before_w, 0.5, 4);
-  const auto before_max = measure_imbalance(now, before, t).layer_max;
+  const auto [t, before, now, before_max] = drifted(3);
   for (int budget : {0, 1, 2, 5, 12}) {
     INFO("max_moves " << budget);
     policy_options o;
@@ -167,11 +181,7 @@ TEST_CASE("migration: max_moves is honoured exactly and the result is never wors
 }
 
 TEST_CASE("cap_moves: any placement is brought within the cap, never worse than before") {
-  const topology t{8, 64, 96, 32, 1, 1};  // k = 3
-  const weight_matrix before_w = random_weights(8, 64, 5);
-  const placement before = plan(before_w, t);
-  const weight_matrix now = drift(before_w, 0.5, 6);
-  const auto before_max = measure_imbalance(now, before, t).layer_max;
+  const auto [t, before, now, before_max] = drifted(5);
   // deepseek knows nothing of the previous placement: most of its slots differ.
   policy_options ds;
   ds.kind = policy_kind::deepseek;
