@@ -57,9 +57,9 @@ runner add_convert(CLI::App& app) {
       }
       in_format = *parsed;
     }
-    auto paths = output_paths(*out, "");
-    if (!paths) return fail(paths.err());
-    if (status s = check_output_paths({named_path{"--input", f->input}}, *paths); !s.ok()) {
+    if (status s =
+            check_output_paths({named_path{"--input", f->input}}, output_paths(*out, *outputs, ""));
+        !s.ok()) {
       return fail(s.err());
     }
     mapping_read_options ropt;
@@ -91,10 +91,11 @@ runner add_convert(CLI::App& app) {
     if (!src) return fail(src.err());
     meta.sources.push_back(std::move(*src));
     std::vector<rendered_file> files;
-    if (status s = render_outputs(*out, in->place, topo, defaults, meta, files); !s.ok()) {
+    if (status s = render_outputs(*out, *outputs, in->place, topo, defaults, meta, files);
+        !s.ok()) {
       return fail(s.err());
     }
-    if (status s = write_files(files); !s.ok()) return fail(s.err());
+    if (status s = write_files_atomic(files); !s.ok()) return fail(s.err());
     if (!f->quiet) {
       fmt::print(stderr, "read {} ({}): {} layers x {} experts, {} slots\n", f->input,
                  mapping_format_name(in->format), in->place.num_layers, in->place.num_experts,

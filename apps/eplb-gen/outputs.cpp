@@ -46,8 +46,7 @@ std::shared_ptr<output_flags> add_output_flags(CLI::App& app) {
   return f;
 }
 
-result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
-    const output_flags& flags) {
+result<resolved_outputs> resolve_outputs(const output_flags& flags) {
   for (const auto& [flag, option, value] :
        {std::tuple{flags::first_moe_layer, flags.first_moe_layer_option, flags.first_moe_layer},
         std::tuple{flags::num_hidden_layers, flags.num_hidden_layers_option,
@@ -64,7 +63,7 @@ result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
     if (seen.insert(*f).second) formats.push_back(*f);
   }
   if (formats.empty()) formats.push_back(mapping_format::vllm);
-  const bool has_output = flags.output_option != nullptr && flags.output_option->count() > 0;
+  const bool has_output = flags.has_output();
   const bool has_dir = flags.output_dir_option != nullptr && flags.output_dir_option->count() > 0;
   const position none{};
   if (formats.size() > 1 && has_output) {
@@ -77,7 +76,7 @@ result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
     return make_error(errc::invalid_argument, none, "-o",
                       "and --output-dir exclude each other; give the whole path with -o");
   }
-  std::vector<std::pair<mapping_format, std::string>> out;
+  resolved_outputs out;
   for (const mapping_format f : formats) {
     if (has_output) {
       out.emplace_back(f, flags.output);
@@ -90,11 +89,9 @@ result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
   return out;
 }
 
-status render_outputs(const output_flags& flags, const placement& p, const topology& topo,
-                      const layer_defaults& defaults, const export_metadata& meta,
-                      std::vector<rendered_file>& files) {
-  auto outputs = resolve_outputs(flags);
-  if (!outputs.ok()) return outputs.err();
+status render_outputs(const output_flags& flags, const resolved_outputs& outputs,
+                      const placement& p, const topology& topo, const layer_defaults& defaults,
+                      const export_metadata& meta, std::vector<rendered_file>& files) {
   mapping_render_options opt;
   if (auto first = flags.first_moe_layer_flag()) {
     opt.layers.first_moe_layer = *first;
@@ -106,7 +103,7 @@ status render_outputs(const output_flags& flags, const placement& p, const topol
   opt.layer_updates_per_iter = given(flags.layer_updates_option, flags.layer_updates_per_iter)
                                    .value_or(defaults.layer_updates_per_iter);
   opt.meta = meta;
-  for (const auto& [format, path] : *outputs) {
+  for (const auto& [format, path] : outputs) {
     auto text = render_mapping(format, p, topo, opt);
     if (!text.ok()) {
       error e = text.err();
@@ -118,18 +115,17 @@ status render_outputs(const output_flags& flags, const placement& p, const topol
   return status::success();
 }
 
-status render_plan_outputs(const output_flags& flags, const plan_outcome& o,
-                           const std::string& summary_path, std::vector<rendered_file>& files) {
+status render_plan_outputs(const output_flags& flags, const resolved_outputs& outputs,
+                           const plan_outcome& o, const std::string& summary_path,
+                           std::vector<rendered_file>& files) {
   export_metadata meta;
   meta.policy = o.info.policy;
   meta.imbalance_before = o.before.overall;
   meta.imbalance_after = o.after.overall;
   const std::string format = o.imported ? stats_format_name(o.imported->format) : "vllm_jsonl";
   // Only the plain JSON records the sources; hash them only when it is requested.
-  auto outputs = resolve_outputs(flags);
-  if (!outputs.ok()) return outputs.err();
   bool wants_json = false;
-  for (const auto& out : *outputs) wants_json = wants_json || out.first == mapping_format::json;
+  for (const auto& out : outputs) wants_json = wants_json || out.first == mapping_format::json;
   if (wants_json) {
     for (const std::string& file : o.imported ? o.imported->files : o.read.files) {
       auto src = describe_source(file, format);
@@ -141,22 +137,18 @@ status render_plan_outputs(const output_flags& flags, const plan_outcome& o,
     meta.extra.emplace_back("model", o.read.meta->model);
   layer_defaults defaults;
   if (o.imported) defaults.layer_ids = o.imported->layer_ids;
-  if (status s = render_outputs(flags, o.result, o.topo, defaults, meta, files); !s.ok()) return s;
+  if (status s = render_outputs(flags, outputs, o.result, o.topo, defaults, meta, files); !s.ok()) {
+    return s;
+  }
   if (!summary_path.empty()) files.push_back(rendered_file{summary_path, summary_json(o)});
   return status::success();
 }
 
-status write_files(const std::vector<rendered_file>& files) { return write_files_atomic(files); }
-
-result<std::vector<named_path>> output_paths(const output_flags& flags,
-                                             const std::string& summary_path) {
-  auto outputs = resolve_outputs(flags);
-  if (!outputs.ok()) return outputs.err();
-  const bool has_output = flags.output_option != nullptr && flags.output_option->count() > 0;
+std::vector<named_path> output_paths(const output_flags& flags, const resolved_outputs& outputs,
+                                     const std::string& summary_path) {
+  const char* flag = flags.has_output() ? "-o" : "--output-dir";
   std::vector<named_path> out;
-  for (const auto& [format, path] : *outputs) {
-    out.push_back(named_path{has_output ? "-o" : "--output-dir", path});
-  }
+  for (const auto& [format, path] : outputs) out.push_back(named_path{flag, path});
   if (!summary_path.empty()) out.push_back(named_path{"--summary", summary_path});
   return out;
 }

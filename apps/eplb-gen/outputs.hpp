@@ -36,6 +36,8 @@ struct output_flags {
   std::optional<int> first_moe_layer_flag() const {
     return given(first_moe_layer_option, first_moe_layer);
   }
+  /// Returns true when -o was given.
+  bool has_output() const { return output_option != nullptr && output_option->count() > 0; }
 };
 
 /// Registers --format, -o/--output, --output-dir, --first-moe-layer, --num-hidden-layers and
@@ -45,10 +47,13 @@ std::shared_ptr<output_flags> add_output_flags(CLI::App& app);
 /// One file to write: its path ("-" for stdout) and its content.
 using rendered_file = output_file;
 
+/// The mapping outputs the flags name: each format with its path.
+using resolved_outputs = std::vector<std::pair<mapping_format, std::string>>;
+
 /// Returns the requested formats (deduplicated, in order) with their paths; invalid_argument for
 /// an unknown format, -o with several formats, or a layer flag out of its range (flags.hpp).
-result<std::vector<std::pair<mapping_format, std::string>>> resolve_outputs(
-    const output_flags& flags);
+/// A command resolves them once and hands them to the functions below.
+result<resolved_outputs> resolve_outputs(const output_flags& flags);
 
 /// What the input says about layers, used where the flags leave them open.
 struct layer_defaults {
@@ -57,27 +62,25 @@ struct layer_defaults {
   int layer_updates_per_iter = 0;
 };
 
-/// Returns every output the flags name (and the summary when `summary_path` is not empty) with
-/// the flag that named it, for check_output_paths; the error of resolve_outputs otherwise.
-result<std::vector<named_path>> output_paths(const output_flags& flags,
-                                             const std::string& summary_path);
+/// Returns every output (and the summary when `summary_path` is not empty) with the flag that
+/// named it, for check_output_paths.
+std::vector<named_path> output_paths(const output_flags& flags, const resolved_outputs& outputs,
+                                     const std::string& summary_path);
 
 /// Returns the stats paths (globs expanded where they match) named by --stats, for
 /// check_output_paths.
 std::vector<named_path> stats_inputs(const std::vector<std::string>& stats);
 
-/// Renders `p` in every requested format and appends the files to `files`; the first error
+/// Renders `p` in every format of `outputs` and appends the files to `files`; the first error
 /// (naming the format) otherwise.
-status render_outputs(const output_flags& flags, const placement& p, const topology& topo,
-                      const layer_defaults& defaults, const export_metadata& meta,
-                      std::vector<rendered_file>& files);
+status render_outputs(const output_flags& flags, const resolved_outputs& outputs,
+                      const placement& p, const topology& topo, const layer_defaults& defaults,
+                      const export_metadata& meta, std::vector<rendered_file>& files);
 
 /// Renders the mappings of a plan (and its summary JSON when `summary_path` is not empty).
-status render_plan_outputs(const output_flags& flags, const plan_outcome& outcome,
-                           const std::string& summary_path, std::vector<rendered_file>& files);
-
-/// Writes every file or none (write_files_atomic; '-' is stdout), creating missing directories.
-status write_files(const std::vector<rendered_file>& files);
+status render_plan_outputs(const output_flags& flags, const resolved_outputs& outputs,
+                           const plan_outcome& outcome, const std::string& summary_path,
+                           std::vector<rendered_file>& files);
 
 /// Prints "wrote PATH" on stderr for every file not written to stdout.
 void print_written(const std::vector<rendered_file>& files);

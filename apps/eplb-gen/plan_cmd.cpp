@@ -208,11 +208,13 @@ runner add_plan(CLI::App& app) {
       req.steps = *r;
     }
     // No output may be an input or another output.
-    auto outputs = output_paths(*out, f->summary);
+    auto outputs = resolve_outputs(*out);
     if (!outputs) return fail(outputs.err());
     std::vector<named_path> inputs = stats_inputs(f->stats);
     if (!f->previous.empty()) inputs.push_back(named_path{"--previous", f->previous});
-    if (status s = check_output_paths(inputs, *outputs); !s.ok()) return fail(s.err());
+    if (status s = check_output_paths(inputs, output_paths(*out, *outputs, f->summary)); !s.ok()) {
+      return fail(s.err());
+    }
     if (split) {
       auto sp = split_steps(req.stats, req.steps, *split, f->allow_partial_tail);
       if (!sp) return fail(sp.err());
@@ -234,10 +236,10 @@ runner add_plan(CLI::App& app) {
     }
     // Render every output first: nothing is written when one of them cannot be.
     std::vector<rendered_file> files;
-    if (status s = render_plan_outputs(*out, *outcome, f->summary, files); !s.ok()) {
+    if (status s = render_plan_outputs(*out, *outputs, *outcome, f->summary, files); !s.ok()) {
       return fail(s.err());
     }
-    if (status s = write_files(files); !s.ok()) return fail(s.err());
+    if (status s = write_files_atomic(files); !s.ok()) return fail(s.err());
     if (!f->quiet) {
       print_summary(*outcome, f->per_layer, req.max_moves);
       print_written(files);

@@ -192,14 +192,11 @@ runner add_sweep(CLI::App& app) {
     req.redundant = *redundant;
     req.split = f->split;
     req.tolerance = f->tolerance;
-    if (f->groups_given->count() > 0) req.groups = f->groups;
-    if (f->nodes_given->count() > 0) req.nodes = f->nodes;
-    if (f->expert_fraction_given->count() > 0) {
-      if (!(f->expert_fraction >= 0 && f->expert_fraction <= 1)) {
-        return usage_error(
-            fmt::format("--expert-fraction: must lie in [0, 1], got {}", f->expert_fraction));
-      }
-      req.expert_fraction = f->expert_fraction;
+    req.groups = given(f->groups_given, f->groups);
+    req.nodes = given(f->nodes_given, f->nodes);
+    req.expert_fraction = given(f->expert_fraction_given, f->expert_fraction);
+    if (status s = check_flag(flags::expert_fraction, req.expert_fraction); !s.ok()) {
+      return fail(s.err());
     }
     const bool weight_bytes = f->weight_bytes_given->count() > 0;
     const bool expert_bytes = f->expert_bytes_given->count() > 0;
@@ -246,13 +243,11 @@ runner add_sweep(CLI::App& app) {
     if (!result) return fail(result.err());
     if (!f->quiet) print_warnings(result->warnings);
     if (!f->json.empty()) {
-      const std::string json = sweep_json(*result);
-      if (f->json == "-") {
-        fmt::print("{}", json);
-        std::fflush(stdout);
-        return 0;
+      // '-' is standard output (write_file_atomic), which then carries the JSON alone.
+      if (status s = write_file_atomic(f->json, sweep_json(*result)); !s.ok()) {
+        return fail(s.message());
       }
-      if (status s = write_file_atomic(f->json, json); !s.ok()) return fail(s.message());
+      if (f->json == "-") return 0;
     }
     if (!f->quiet) print_table(*result);
     return 0;

@@ -230,12 +230,11 @@ std::string script_safe(const std::string& json) {
   return safe;
 }
 
-// The page start with its title.
-std::string page_head(const std::string& title) {
-  std::string head = detail::kPageHead;
+// A static page part with its @TITLE@ replaced by the title.
+std::string with_title(std::string part, const std::string& title) {
   const std::string marker = "@TITLE@";
-  head.replace(head.find(marker), marker.size(), html_escape(title));
-  return head;
+  part.replace(part.find(marker), marker.size(), html_escape(title));
+  return part;
 }
 
 // The sweep's data and script (a section the script adds to <main>).
@@ -254,7 +253,7 @@ replay_options report_replay_options() {
 
 std::string render_report(const eval_result& result, const eval_context& context,
                           const std::string& title, const sweep_result* sweep) {
-  std::string out = page_head(title);
+  std::string out = with_title(detail::kPageHead, title);
   out += detail::kReportBody;
   out += script_safe(data_json(result, context, title));
   out += detail::kReportTail;
@@ -264,10 +263,8 @@ std::string render_report(const eval_result& result, const eval_context& context
 }
 
 std::string render_sweep_report(const sweep_result& sweep, const std::string& title) {
-  std::string body = detail::kSweepBody;
-  const std::string marker = "@TITLE@";
-  body.replace(body.find(marker), marker.size(), html_escape(title));
-  return page_head(title) + body + sweep_part(sweep) + detail::kPageEnd;
+  return with_title(detail::kPageHead, title) + with_title(detail::kSweepBody, title) +
+         sweep_part(sweep) + detail::kPageEnd;
 }
 
 }  // namespace eplb

@@ -286,7 +286,12 @@ void atomic_output::abandon() noexcept {
 }
 
 status write_file_atomic(const std::string& path, const std::string& content) {
-  return write_files_atomic({output_file{path, content}});
+  // One output needs no ordering of flushes (write_files_atomic), nor a copy of the content; the
+  // destructor abandons it on failure.
+  atomic_output out;
+  if (status s = out.open(path); !s.ok()) return s;
+  if (status s = out.write(content); !s.ok()) return s;
+  return out.commit();
 }
 
 status write_files_atomic(const std::vector<output_file>& files) {

@@ -17,7 +17,6 @@
 #include "eplb/import.hpp"
 #include "eplb/plan.hpp"
 #include "stats/import_common.hpp"
-#include "stats/text.hpp"
 
 namespace eplb {
 
@@ -98,7 +97,10 @@ status read_vllm(const plan_request& req, const std::vector<std::string>& files,
   ropt.progress = req.progress;
   ropt.batch_bytes = req.max_line_bytes;
   ropt.allow_partial_tail = req.allow_partial_tail;
-  for (const auto& in : streams) ropt.opened.push_back(opened_input{in->path, in->fd, in->prefix});
+  // The reader takes over the prefixes (up to 8 MiB each): nothing else reads them any more.
+  for (const auto& in : streams) {
+    ropt.opened.push_back(opened_input{in->path, in->fd, std::move(in->prefix)});
+  }
   // Steps are sampled on their way to the aggregator (per-step planning, held-out estimates).
   stats_sink* sink = agg->get();
   if (sampler) {
@@ -131,9 +133,7 @@ status read_imported(const plan_request& req, const std::vector<std::string>& fi
       // The whole text (bounded like a file) after the prefix detection read.
       if (status st = (*stream)->fill(limits::max_import_file_bytes + 1); !st.ok()) return st;
       if ((*stream)->prefix.size() > limits::max_import_file_bytes) {
-        return make_error(errc::limit_exceeded, position{files[i], 0, 0}, "",
-                          detail::cat("larger than the limit of ", limits::max_import_file_bytes,
-                                      " bytes for a whole-file input (docs/limits.md)"));
+        return detail::whole_file_too_large(files[i]);
       }
       one = import_stats_text((*stream)->prefix, files[i], format, opt);
     } else {

@@ -35,12 +35,14 @@ result<std::string> read_whole_file(const std::string& path) {
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
   if (failed) return make_error(errc::io_error, position{path, 0, 0}, "", "read error");
-  if (too_big) {
-    return make_error(errc::limit_exceeded, position{path, 0, 0}, "",
-                      cat("larger than the limit of ", limits::max_import_file_bytes,
-                          " bytes for a whole-file input (docs/limits.md)"));
-  }
+  if (too_big) return whole_file_too_large(path);
   return data;
+}
+
+error whole_file_too_large(const std::string& path) {
+  return make_error(errc::limit_exceeded, position{path, 0, 0}, "",
+                    cat("larger than the limit of ", limits::max_import_file_bytes,
+                        " bytes for a whole-file input (docs/limits.md)"));
 }
 
 result<std::string> read_file_prefix(const std::string& path, std::size_t max_bytes,

@@ -18,6 +18,10 @@ namespace eplb::detail {
 /// Reads a whole file; io_error naming the path when it cannot be opened or read.
 result<std::string> read_whole_file(const std::string& path);
 
+/// Returns the limit_exceeded error of a whole-file input (`path`) longer than
+/// limits::max_import_file_bytes.
+error whole_file_too_large(const std::string& path);
+
 /// Reads at most max_bytes of a file; `complete` tells whether that was the whole file.
 result<std::string> read_file_prefix(const std::string& path, std::size_t max_bytes,
                                      bool& complete);

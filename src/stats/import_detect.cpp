@@ -54,6 +54,21 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// The offset of the first character after a UTF-8 byte order mark and leading whitespace.
+std::size_t content_start(std::string_view text) {
+  std::size_t i = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  while (i < text.size() && is_space(text[i])) ++i;
+  return i;
+}
+
+// A matrix text is JSON when it starts with '[', else CSV.
+result<imported_stats> import_matrix_text(const std::string& text, const std::string& name,
+                                          const import_options& options) {
+  const std::size_t i = content_start(text);
+  if (i < text.size() && text[i] == '[') return import_matrix_json_text(text, name, options);
+  return import_matrix_csv_text(text, name, options);
+}
+
 // Classifies a JSON object by its keys: vLLM record, SGLang stats, or something else (message).
 result<stats_format> classify_object(simdjson::dom::object obj, const std::string& path) {
   const position whole{path, 1, 0};
@@ -97,9 +112,7 @@ status refuse_torch_archive(const std::string& path) {
 result<stats_format> detect_stats_format_text(std::string& text, bool complete,
                                               const std::string& path,
                                               const std::function<status(std::string&)>& rest) {
-  std::size_t i = 0;
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
-  while (i < text.size() && is_space(text[i])) ++i;
+  const std::size_t i = content_start(text);
   if (i == text.size()) {
     return make_error(errc::no_records, position{path, 0, 0}, "",
                       complete ? "file is empty" : "the first 8 MiB are blank");
@@ -206,10 +219,7 @@ result<stats_format> detect_stats_format(const std::string& path) {
 result<imported_stats> import_matrix(const std::string& path, const import_options& options) {
   auto text = detail::read_whole_file(path);
   if (!text.ok()) return text.err();
-  std::size_t i = text->compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-  while (i < text->size() && is_space((*text)[i])) ++i;
-  if (i < text->size() && (*text)[i] == '[') return import_matrix_json_text(*text, path, options);
-  return import_matrix_csv_text(*text, path, options);
+  return import_matrix_text(*text, path, options);
 }
 
 result<imported_stats> import_stats_as(const std::string& path, stats_format format,
@@ -235,12 +245,8 @@ result<imported_stats> import_stats_text(const std::string& text, const std::str
     case stats_format::sglang_json:
       return import_sglang_text(text, name, options);
     case stats_format::matrix_json:
-    case stats_format::matrix_csv: {
-      std::size_t i = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-      while (i < text.size() && is_space(text[i])) ++i;
-      if (i < text.size() && text[i] == '[') return import_matrix_json_text(text, name, options);
-      return import_matrix_csv_text(text, name, options);
-    }
+    case stats_format::matrix_csv:
+      return import_matrix_text(text, name, options);
     case stats_format::trtllm_dir:
     case stats_format::vllm_jsonl:
       break;

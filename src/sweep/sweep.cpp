@@ -25,11 +25,11 @@
 #include <iterator>
 #include <limits>
 #include <mutex>
-#include <thread>
 
 #include "core/thinning.hpp"
 #include "eplb/aggregate.hpp"
 #include "eplb/eval.hpp"
+#include "eplb/flags.hpp"
 #include "eplb/import.hpp"
 #include "eplb/metrics.hpp"
 #include "eplb/policy.hpp"
@@ -450,9 +450,7 @@ result<sweep_result> run_sweep(const sweep_request& req) {
   }
   c.total = static_cast<int>(refs.size() + rest.size());
   if (req.plan_progress) req.plan_progress(0, c.total);
-  const int threads = req.threads > 0
-                          ? req.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = effective_threads(req.threads);
   if (status s = run_tasks(c, refs, threads); !s.ok()) return s.err();
   for (const plan_task& r : refs) {
     for (const plan_task& t : rest) {

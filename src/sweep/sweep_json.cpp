@@ -76,8 +76,8 @@ class json_writer {
     key(k);
     detail::append_list(out, v.data(), v.size());
   }
-  void string_list(const char* k, const std::vector<std::string>& v) {
-    key(k);
+  void string_list(const char* k, const std::vector<std::string>& v, const char* indent = nullptr) {
+    key(k, indent);
     open('[');
     for (const std::string& s : v) {
       item();
@@ -197,6 +197,27 @@ struct object_reader {
     if (e->get_array().get(a)) return fail(errc::wrong_type, field, "must be an array");
     return a;
   }
+  template <class T>
+  status read_int_list(const char* field, std::vector<T>& out) const {
+    auto a = array(field);
+    if (!a) return a.err();
+    for (simdjson::dom::element e : *a) {
+      std::int64_t v = 0;
+      if (e.get_int64().get(v)) return fail(errc::wrong_type, field, "must hold integers");
+      out.push_back(static_cast<T>(v));
+    }
+    return status::success();
+  }
+  status read_string_list(const char* field, std::vector<std::string>& out) const {
+    auto a = array(field);
+    if (!a) return a.err();
+    for (simdjson::dom::element e : *a) {
+      std::string_view v;
+      if (e.get_string().get(v)) return fail(errc::wrong_type, field, "must hold strings");
+      out.emplace_back(v);
+    }
+    return status::success();
+  }
 };
 
 // Runs the reads in order; the first failure.
@@ -228,15 +249,8 @@ status read_point(const object_reader& o, sweep_point& p) {
     return s;
   }
   if (!p.planned) {
-    if (status s = o.read_string("skipped", p.skipped); !s.ok()) return s;
-    auto near = o.array("nearest");
-    if (!near) return near.err();
-    for (simdjson::dom::element e : *near) {
-      std::int64_t v = 0;
-      if (e.get_int64().get(v)) return o.fail(errc::wrong_type, "nearest", "must hold integers");
-      p.nearest.push_back(static_cast<int>(v));
-    }
-    return status::success();
+    return all_of([&] { return o.read_string("skipped", p.skipped); },
+                  [&] { return o.read_int_list("nearest", p.nearest); });
   }
   return all_of([&] { return o.read_int("slots_per_rank", p.slots_per_rank); },
                 [&] { return o.read_number("mean", p.mean); },
@@ -306,13 +320,7 @@ std::string sweep_json(const sweep_result& r) {
     w.close('}');
   }
   w.close(']', "  ");
-  w.key("warnings", "  ");
-  w.open('[');
-  for (const std::string& s : r.warnings) {
-    w.item();
-    detail::append_json_string(w.out, s);
-  }
-  w.close(']');
+  w.string_list("warnings", r.warnings, "  ");
   w.close('}', "");
   w.out += '\n';
   return w.out;
@@ -345,25 +353,13 @@ result<sweep_result> parse_sweep_json(const std::string& json, const std::string
   }
   auto stats = o.child("stats");
   if (!stats) return stats.err();
-  auto files = stats->array("files");
-  if (!files) return files.err();
-  for (simdjson::dom::element e : *files) {
-    std::string_view f;
-    if (e.get_string().get(f)) return stats->fail(errc::wrong_type, "files", "must hold strings");
-    r.files.emplace_back(f);
-  }
+  if (status s = stats->read_string_list("files", r.files); !s.ok()) return s.err();
   auto split = o.child("split");
   if (!split) return split.err();
   std::vector<std::int64_t> steps;
   auto read_steps = [&](const char* field, std::int64_t& first, std::int64_t& last) -> status {
-    auto a = split->array(field);
-    if (!a) return a.err();
     steps.clear();
-    for (simdjson::dom::element e : *a) {
-      std::int64_t v = 0;
-      if (e.get_int64().get(v)) return split->fail(errc::wrong_type, field, "must hold integers");
-      steps.push_back(v);
-    }
+    if (status s = split->read_int_list(field, steps); !s.ok()) return s;
     if (steps.size() != 2) return split->fail(errc::invalid_value, field, "must be [first, last]");
     first = steps[0];
     last = steps[1];
@@ -426,13 +422,7 @@ result<sweep_result> parse_sweep_json(const std::string& json, const std::string
     }
     r.choices.push_back(std::move(ch));
   }
-  auto warnings = o.array("warnings");
-  if (!warnings) return warnings.err();
-  for (simdjson::dom::element e : *warnings) {
-    std::string_view w;
-    if (e.get_string().get(w)) return o.fail(errc::wrong_type, "warnings", "must hold strings");
-    r.warnings.emplace_back(w);
-  }
+  if (status s = o.read_string_list("warnings", r.warnings); !s.ok()) return s.err();
   return r;
 }
 

@@ -173,18 +173,23 @@ status validate_synth_options(const synth_options& o) {
 
 namespace {
 
-// Samples the trace and hands every step with load to `emit(step, phys, p2l)`; both synthesize_*
-// functions share it, so a seed gives the same loads whether they are written as JSON or not.
-template <class Emit>
-status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) {
+// The checks both synthesize_* functions make before anything is written or emitted.
+status check_input(const weight_matrix& dist, const synth_options& o) {
   const topology& t = o.recording;
-  const position none{};
   if (dist.rows() != t.num_layers || dist.cols() != t.num_experts) {
-    return make_error(errc::invalid_argument, none, "distribution",
+    return make_error(errc::invalid_argument, position{}, "distribution",
                       fmt::format("shape {}x{} does not match the recording topology {}x{}",
                                   dist.rows(), dist.cols(), t.num_layers, t.num_experts));
   }
-  if (status s = validate_synth_options(o); !s.ok()) return s;
+  return validate_synth_options(o);
+}
+
+// Samples the trace and hands every step with load to `emit(step, phys, p2l)`; both synthesize_*
+// functions share it, so a seed gives the same loads whether they are written as JSON or not.
+// The input has passed check_input.
+template <class Emit>
+status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) {
+  const topology& t = o.recording;
   rng g(o.seed);
   const int L = t.num_layers, E = t.num_experts, P = t.num_slots;
   std::vector<double> base(static_cast<std::size_t>(L) * E);
@@ -276,13 +281,13 @@ status generate(const weight_matrix& dist, const synth_options& o, Emit&& emit) 
 
 status synthesize_stats(const weight_matrix& dist, const synth_options& o,
                         const std::function<status(std::string_view)>& write) {
+  if (status s = check_input(dist, o); !s.ok()) return s;
   const topology& t = o.recording;
   const int L = t.num_layers, P = t.num_slots, R = t.num_ranks;
   std::string model;
   detail::append_json_string(model, o.model);
   std::string line;
-  if (o.write_meta && dist.rows() == L && dist.cols() == t.num_experts &&
-      validate_synth_options(o).ok()) {
+  if (o.write_meta) {
     line = fmt::format(
         "{{\"record_type\": \"eplb_load_meta\", \"version\": 1, \"model\": {}, "
         "\"num_ranks\": {}, \"num_groups\": {}, \"num_nodes\": {}, \"num_layers\": {}, "
@@ -345,6 +350,7 @@ status synthesize_stats(const weight_matrix& dist, const synth_options& o, std::
 }
 
 status synthesize_records(const weight_matrix& dist, const synth_options& o, stats_sink& sink) {
+  if (status s = check_input(dist, o); !s.ok()) return s;
   const topology& t = o.recording;
   stats_meta meta;
   meta.model = o.model;
