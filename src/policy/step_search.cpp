@@ -332,12 +332,12 @@ double step_search::resplit_gain(int a, int e2) {
   beta_.clear();
   auto add = [&](int r, double al, double be) {
     if (mark_[static_cast<std::size_t>(r)] == 0) {
-      mark_[static_cast<std::size_t>(r)] = static_cast<std::uint8_t>(aff_.size() + 1);
+      mark_[static_cast<std::size_t>(r)] = static_cast<int>(aff_.size()) + 1;
       aff_.push_back(r);
       alpha_.push_back(al);
       beta_.push_back(be);
     } else {
-      const std::size_t i = mark_[static_cast<std::size_t>(r)] - 1u;
+      const auto i = static_cast<std::size_t>(mark_[static_cast<std::size_t>(r)] - 1);
       alpha_[i] += al;
       beta_[i] += be;
     }

@@ -84,7 +84,7 @@ class step_search {
   // Scratch of resplit_gain: affected ranks and their coefficients on x[e1] and x[e2].
   std::vector<int> aff_;
   std::vector<double> alpha_, beta_;
-  std::vector<std::uint8_t> mark_;
+  std::vector<int> mark_;  // [R] 1 + the rank's index in aff_, 0 when unaffected
   std::vector<double> score_;
   std::vector<std::uint8_t> touched_, touched_last_;  // ranks a swap changed, this / last pass
   bool first_pass_ = true;

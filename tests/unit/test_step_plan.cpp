@@ -189,6 +189,23 @@ TEST_CASE("a re-split gives a noisy expert a second replica (hand-computed)") {
   CHECK(search.objective() <= 4 + 1.5);
 }
 
+TEST_CASE("a re-split is judged right when it touches more than 255 ranks") {
+  // 300 ranks of one slot: expert 0 on ranks 0-249 (load 250, 1 per replica), expert 1 on ranks
+  // 250-299 (load 500, 10 per replica). Re-splitting any replica of 0 into one of 1 touches all
+  // 300 ranks and lowers the max from 10 to 500 / 51; a rank marker that wrapped at 256 mistook an
+  // affected rank of expert 1 for an untouched one and kept the old max.
+  const int R = 300;
+  std::vector<double> x = {250, 500}, w = {1.0};
+  const detail::step_layer v{x.data(), w.data(), 2, 1, R, 1};
+  std::vector<std::int32_t> start(R, 0);
+  std::fill(start.begin() + 250, start.end(), 1);
+  detail::step_search search;
+  search.reset(v, start.data(), R, false);
+  CHECK(search.objective() == Approx(10.0));
+  CHECK(search.improve(3, true, 2) > 0);
+  CHECK(search.objective() <= 500.0 / 51 + 1e-9);
+}
+
 TEST_CASE("a hot expert alone on a rank: sum-optimal, but the default splits it (hand-checked)") {
   // One layer, experts H, A, B, Z1, Z2 (Z1, Z2 never routed to), 2 ranks x 3 slots, 1 redundant
   // slot. H alternates 5 / 1 per step (mean 3); A and B carry 1.5 each. Summed, both layouts
